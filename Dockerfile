@@ -1,0 +1,9 @@
+# One image for the user-code server, webserver and daemon (docker-compose.yml).
+FROM python:3.11-slim
+ENV DAGSTER_HOME=/opt/dagster/home PIP_NO_CACHE_DIR=1
+WORKDIR /opt/agentscaler
+COPY pyproject.toml README.md ./
+COPY agentscaler_dagster ./agentscaler_dagster
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 && pip install .
+RUN mkdir -p $DAGSTER_HOME
+COPY docker/dagster.yaml docker/workspace.yaml $DAGSTER_HOME/

@@ -1,0 +1,107 @@
+"""Where each stage writes its artifacts, and the content hashes used as data versions.
+
+Artifacts are plain files (Parquet, JSON, JSONL, Python source, safetensors) under one root,
+so they can be read without Dagster and rebuilt stage by stage.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+
+class ArtifactLayout:
+    """The folder layout under an artifact root; one place that knows every path."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def stage(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def corpus(self) -> Path:
+        return self.stage("corpus")
+
+    @property
+    def domains(self) -> Path:
+        return self.stage("domains")
+
+    @property
+    def embedding_cache(self) -> Path:
+        return self.stage("cache", "embeddings")
+
+    def environment(self, domain_id: str) -> Path:
+        return self.stage("environments", domain_id)
+
+    def tasks(self, domain_id: str) -> Path:
+        return self.stage("tasks", domain_id)
+
+    def trajectories(self, domain_id: str) -> Path:
+        return self.stage("trajectories", domain_id)
+
+    def filtered(self, domain_id: str) -> Path:
+        return self.stage("filtered_trajectories", domain_id)
+
+    @property
+    def sft(self) -> Path:
+        return self.stage("sft")
+
+    def model(self, name: str) -> Path:
+        return self.stage("models", name)
+
+    @property
+    def evaluation(self) -> Path:
+        return self.stage("evaluation")
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_digest(root: str | Path, *, exclude: Iterable[str] = ()) -> str:
+    """sha256 over the relative paths and bytes of every file under ``root`` (sorted)."""
+    root = Path(root)
+    skip = set(exclude)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel in skip or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        digest.update(rel.encode())
+        digest.update(b"\0")
+        digest.update(file_digest(path).encode())
+    return digest.hexdigest()
+
+
+def write_jsonl(rows: Iterable[Any], path: str | Path) -> int:
+    """Write rows as sorted-key JSON lines; returns the count."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            if hasattr(row, "model_dump"):
+                row = row.model_dump(mode="json")
+            handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def png_markdown(path: str | Path, alt: str = "") -> str:
+    """A markdown image with the PNG inlined, which the Dagster UI renders in asset metadata."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{data})"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+
+import dagster as dg
+from pydantic import Field
+
+from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.assets._metadata import picture, result
+from agentscaler_dagster.domains import read_domains
+from agentscaler_dagster.evaluation import evaluate
+from agentscaler_dagster.resources import ArtifactStore, PhasePlan
+from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
+from agentscaler_dagster.sandbox import Environment
+from agentscaler_dagster.tasks import read_tasks
+
+
+class EvaluationConfig(dg.Config):
+    max_tasks: int = Field(default=6, description="Held-out tasks evaluated (spread over the held-out domains).")
+    trials_k: int = Field(default=2, description="Trials per task; pass^k is reported for k = 1..trials_k.")
+    max_turns: int = Field(default=8, description="Turn limit of one evaluation episode.")
+    max_new_tokens: int = Field(default=96, description="Generation limit per agent turn.")
+    seed: int = Field(default=0, description="Seed of the user simulator and task choice.")
+
+
+@dg.asset(
+    deps=["phase2_checkpoint", "base_model", "tasks", "environment"],
+    group_name="evaluation",
+    code_version="1",
+    kinds={"json"},
+)
+def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, phase_plan: PhasePlan) -> dg.MaterializeResult:
+    """Held-out tasks in held-out domains: pass^k of the fine-tuned model against its base."""
+    layout = artifacts.layout
+    split = phase_plan.split({d: dom.label for d, dom in read_domains(layout.domains).items()})
+    per_domain = {d: read_tasks(layout.tasks(d) / "tasks.jsonl") for d in split.held_out if (layout.tasks(d) / "tasks.jsonl").exists()}
+    # round-robin over held-out domains so a few tasks still cover all of them
+    chosen = []
+    for i in range(max((len(v) for v in per_domain.values()), default=0)):
+        chosen += [tasks[i] for _, tasks in sorted(per_domain.items()) if i < len(tasks)]
+    chosen = chosen[: config.max_tasks]
+    context.log.info(f"evaluating {len(chosen)} held-out tasks from {len(per_domain)} domains, k={config.trials_k}")
+    with ExitStack() as stack:
+        envs = {d: stack.enter_context(Environment.load(layout.environment(d))) for d in per_domain}
+        report = evaluate(
+            {"base": layout.model("base"), "agentscaler": layout.model("phase2")},
+            chosen,
+            envs,
+            lambda seed: ScriptedUserSimulator(seed=seed),
+            trials_k=config.trials_k,
+            seed=config.seed,
+            run_episode=run_episode,
+            max_turns=config.max_turns,
+            max_new_tokens=config.max_new_tokens,
+            out_dir=layout.evaluation,
+            progress=lambda done, total: context.log.info(f"{done}/{total} evaluation episodes"),
+        )
+    path = layout.evaluation / "report.json"
+    scores = json.loads(path.read_text())
+    return result(
+        path=path,
+        digest=file_digest(path),
+        metadata={
+            "held_out_domains": dg.MetadataValue.json(split.held_out),
+            "tasks": len(chosen),
+            "pass_hat_k": dg.MetadataValue.json(scores.get("pass_hat_k", {})),
+            "comparison": picture(layout.evaluation / "pass_hat_k.png", "pass^k, fine-tuned vs base"),
+        },
+    )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+from pydantic import Field
+
+from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.assets._metadata import picture, preview, result
+from agentscaler_dagster.assets.partitions import domain_partitions
+from agentscaler_dagster.filters import apply_filters, funnel_picture
+from agentscaler_dagster.resources import ArtifactStore
+from agentscaler_dagster.rollout import read_trajectories, write_trajectories
+from agentscaler_dagster.tasks import read_tasks
+
+
+class FilterConfig(dg.Config):
+    ngram_n: int = Field(default=4, description="n of the repetition check in validity control.")
+    max_ngram_repeat: int = Field(default=3, description="An assistant n-gram seen more often than this is severe repetition.")
+    min_kept_share: float = Field(default=0.05, description="The funnel check fails when fewer than this share of trajectories survive.")
+
+
+@dg.asset(
+    deps=["trajectories"],
+    partitions_def=domain_partitions,
+    group_name="experience",
+    code_version="1",
+    kinds={"jsonl"},
+    check_specs=[dg.AssetCheckSpec("funnel_floor", asset="filtered_trajectories")],
+)
+def filtered_trajectories(context: dg.AssetExecutionContext, config: FilterConfig, artifacts: ArtifactStore) -> dg.MaterializeResult:
+    """Three-stage filter: validity, environment state alignment, function-call exact match."""
+    layout = artifacts.layout
+    domain_id = context.partition_key
+    tasks_by_id = {t.task_id: t for t in read_tasks(layout.tasks(domain_id) / "tasks.jsonl")}
+    episodes = read_trajectories(layout.trajectories(domain_id) / "trajectories.jsonl")
+    filtered = apply_filters(episodes, tasks_by_id, ngram_n=config.ngram_n, max_ngram_repeat=config.max_ngram_repeat)
+    out = layout.filtered(domain_id)
+    write_trajectories(filtered.kept, out / "filtered_trajectories.jsonl")
+    (out / "funnel.json").write_text(json.dumps(filtered.funnel, indent=2, sort_keys=True))
+    funnel_picture(filtered.funnel, out / "funnel.png")
+    kept_share = len(filtered.kept) / len(episodes) if episodes else 0.0
+    return result(
+        path=out / "filtered_trajectories.jsonl",
+        digest=file_digest(out / "filtered_trajectories.jsonl"),
+        metadata={
+            "kept": len(filtered.kept),
+            "kept_share": kept_share,
+            "funnel": dg.MetadataValue.json(filtered.funnel),
+            "funnel_picture": picture(out / "funnel.png", f"filter funnel of {domain_id}"),
+            "rejections": preview([{"trajectory": r[0], "stage": r[1], "reason": r[2]} for r in filtered.rejected], limit=10),
+        },
+        checks=[dg.AssetCheckResult(check_name="funnel_floor", passed=kept_share >= config.min_kept_share,
+                                    metadata={"kept_share": kept_share, "min_kept_share": config.min_kept_share})],
+    )

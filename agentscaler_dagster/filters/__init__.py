@@ -1,0 +1,29 @@
+"""The three-stage trajectory filter (paper, step 6): validity, state alignment, exact match."""
+
+from agentscaler_dagster.filters.picture import funnel_picture
+from agentscaler_dagster.filters.stages import (
+    STAGES,
+    FilterResult,
+    apply_filters,
+    canonical_arguments,
+    check_exact_match,
+    check_state_alignment,
+    check_structure,
+    check_validity,
+    most_repeated_ngram,
+    successful_calls,
+)
+
+__all__ = [
+    "STAGES",
+    "FilterResult",
+    "apply_filters",
+    "canonical_arguments",
+    "check_exact_match",
+    "check_state_alignment",
+    "check_structure",
+    "check_validity",
+    "funnel_picture",
+    "most_repeated_ngram",
+    "successful_calls",
+]

@@ -1,0 +1,260 @@
+"""The three-stage trajectory filter (paper, step 6), applied in the paper's order.
+
+1. **Validity control.** The episode finished (``termination == "user_stop"``) and its messages are
+   a well-formed dialogue: an optional system message first, then a user message; an assistant
+   message only after a user or tool message; every tool message answers a tool call of the
+   assistant message before it, and every tool call is answered before the dialogue goes on; tool
+   call arguments are JSON objects; the dialogue ends with an assistant reply or the user's stop
+   message. No assistant message may repeat itself severely: a word n-gram (``ngram_n``, default
+   4, lower-cased ``\\w+`` tokens) occurring more than ``max_ngram_repeat`` times (default 3) in one
+   message is the degenerate loop of a sampling failure; a 4-gram said four times in one reply is
+   rare in a sound answer, and repetition across different turns (a closing question) is allowed.
+2. **Environment state alignment.** The final state hash equals the gold state hash. This applies
+   to read-only tasks too: their gold state is the initial state, so a stray write fails here.
+3. **Function-calling exact match.** The sequence of the trajectory's *successful* tool calls,
+   as (name, canonical arguments), equals the gold actions. Calls whose tool message is an error
+   (``Error: ...``) are left out: the paper keeps trajectories with tool errors, and a failed call
+   leaves the state unchanged, so an agent that recovers from an error still matches. Arguments
+   compare as canonical JSON after two normalisations: a float with an integral value equals the
+   integer, and a top-level ``null`` argument equals an absent one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, canonical_json
+
+STAGES = ("validity", "state_alignment", "exact_match")
+STOP_MARKER = "###STOP###"
+_ROLES = {"system", "user", "assistant", "tool"}
+
+
+@dataclass
+class FilterResult:
+    kept: list[Trajectory] = field(default_factory=list)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (trajectory_id, stage, reason)
+    funnel: dict[str, int] = field(default_factory=dict)
+
+    def rejected_at(self, stage: str) -> list[tuple[str, str, str]]:
+        return [r for r in self.rejected if r[1] == stage]
+
+
+def apply_filters(
+    trajectories: Iterable[Trajectory],
+    tasks_by_id: dict[str, Task],
+    *,
+    ngram_n: int = 4,
+    max_ngram_repeat: int = 3,
+) -> FilterResult:
+    """Run the three stages; a trajectory leaves at the first stage it fails."""
+    if ngram_n < 1 or max_ngram_repeat < 1:
+        raise ValueError(f"ngram_n and max_ngram_repeat must be >= 1, got {ngram_n}, {max_ngram_repeat}")
+    result = FilterResult()
+    passed = {stage: 0 for stage in STAGES}
+    n_input = 0
+    for trajectory in trajectories:
+        n_input += 1
+        task = tasks_by_id.get(trajectory.task_id)
+        checks = (
+            ("validity", lambda: _unknown_task(trajectory, task) or check_validity(trajectory, ngram_n=ngram_n, max_ngram_repeat=max_ngram_repeat)),
+            ("state_alignment", lambda: check_state_alignment(trajectory, task)),
+            ("exact_match", lambda: check_exact_match(trajectory, task)),
+        )
+        for stage, check in checks:
+            reason = check()
+            if reason is not None:
+                result.rejected.append((trajectory.trajectory_id, stage, reason))
+                break
+            passed[stage] += 1
+        else:
+            result.kept.append(trajectory)
+    result.funnel = {"input": n_input, **passed}
+    return result
+
+
+def _unknown_task(trajectory: Trajectory, task: Task | None) -> str | None:
+    if task is None:
+        return f"task {trajectory.task_id} is not among the given tasks"
+    return None
+
+
+# ---- stage 1 ---------------------------------------------------------------------------------
+
+
+def check_validity(trajectory: Trajectory, *, ngram_n: int = 4, max_ngram_repeat: int = 3) -> str | None:
+    """The reason the trajectory is not a valid, finished dialogue; None when it is."""
+    if trajectory.termination != "user_stop":
+        detail = f": {trajectory.error}" if trajectory.error else ""
+        return f"episode did not finish (termination={trajectory.termination}{detail})"
+    reason = check_structure(trajectory.messages)
+    if reason:
+        return reason
+    for k, m in enumerate(trajectory.messages):
+        if m.get("role") == "assistant" and m.get("content"):
+            gram, count = most_repeated_ngram(m["content"], ngram_n)
+            if count > max_ngram_repeat:
+                return (
+                    f"assistant message {k} repeats the {ngram_n}-gram '{gram}' {count} times "
+                    f"(at most {max_ngram_repeat} allowed)"
+                )
+    return None
+
+
+def check_structure(messages: list[dict]) -> str | None:
+    """Well-formed alternation of an OpenAI-format dialogue; the reason when it is not."""
+    if not messages:
+        return "no messages"
+    pending: list[str] = []
+    prev = None
+    for k, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in _ROLES:
+            return f"message {k} has role {role!r}; expected one of {sorted(_ROLES)}"
+        if role == "system":
+            if k != 0:
+                return f"system message at position {k}; only the first message may be a system message"
+        elif role == "user":
+            if pending:
+                return f"user message {k} while tool calls {pending} are unanswered"
+            if prev == "user":
+                return f"two user messages in a row at {k}"
+            if prev == "tool":
+                return f"user message {k} right after a tool output; the assistant must answer first"
+            if not isinstance(m.get("content"), str) or not m["content"].strip():
+                return f"user message {k} has no text"
+        elif role == "assistant":
+            if prev not in ("user", "tool"):
+                return f"assistant message {k} follows {prev or 'nothing'}; it must follow a user or tool message"
+            if pending:
+                return f"assistant message {k} while tool calls {pending} are unanswered"
+            reason = _check_assistant(k, m)
+            if reason:
+                return reason
+            pending = [tc["id"] for tc in m.get("tool_calls") or []]
+        else:  # tool
+            if m.get("tool_call_id") not in pending:
+                return f"tool message {k} answers {m.get('tool_call_id')!r}, which is not an open tool call"
+            pending.remove(m["tool_call_id"])
+            if not isinstance(m.get("content"), str):
+                return f"tool message {k} content is not text"
+        if role != "system":
+            prev = role
+    if pending:
+        return f"tool calls {pending} are never answered"
+    last = messages[-1]
+    if last.get("role") == "assistant" and not last.get("tool_calls"):
+        return None
+    if last.get("role") == "user" and STOP_MARKER in str(last.get("content", "")):
+        return None
+    return f"dialogue ends with a {last.get('role')} message; it must end with an assistant reply or the user's stop"
+
+
+def _check_assistant(k: int, m: dict) -> str | None:
+    seen_ids: set[str] = set()
+    calls = m.get("tool_calls") or []
+    content = m.get("content")
+    if content is not None and not isinstance(content, str):
+        return f"assistant message {k} content is not text"
+    if not calls and not (content or "").strip():
+        return f"assistant message {k} is empty (no text, no tool calls)"
+    for i, tc in enumerate(calls):
+        function = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(function, dict) or not function.get("name"):
+            return f"assistant message {k} tool call {i} has no function name"
+        call_id = tc.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            return f"assistant message {k} tool call {i} has no id"
+        # ids must tell apart the calls awaiting answers; a later turn may reuse one (some servers do)
+        if call_id in seen_ids:
+            return f"assistant message {k} has two tool calls with id {call_id!r}"
+        seen_ids.add(call_id)
+        try:
+            arguments = json.loads(function.get("arguments") or "")
+        except (json.JSONDecodeError, TypeError):
+            return f"assistant message {k} tool call {i} ({function['name']}) arguments are not valid JSON"
+        if not isinstance(arguments, dict):
+            return f"assistant message {k} tool call {i} ({function['name']}) arguments are not a JSON object"
+    return None
+
+
+def most_repeated_ngram(text: str, n: int) -> tuple[str, int]:
+    tokens = re.findall(r"\w+", text.lower())
+    if len(tokens) < n:
+        return "", 0
+    counts = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    gram, count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    return " ".join(gram), count
+
+
+# ---- stage 2 ---------------------------------------------------------------------------------
+
+
+def check_state_alignment(trajectory: Trajectory, task: Task) -> str | None:
+    if trajectory.final_state_hash == task.gold_state_hash:
+        return None
+    what = "a read-only task changed the state" if task.read_only else "final state differs from the gold state"
+    if trajectory.final_state_hash == task.initial_state_hash and not task.read_only:
+        what = "the state was never changed, but the task changes it"
+    return f"{what} (final {trajectory.final_state_hash[:12]}, gold {task.gold_state_hash[:12]})"
+
+
+# ---- stage 3 ---------------------------------------------------------------------------------
+
+
+def canonical_arguments(arguments: Any) -> str:
+    if isinstance(arguments, dict):
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+    return canonical_json(_integral(arguments))
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def successful_calls(messages: list[dict]) -> list[tuple[str, str]]:
+    """(name, canonical arguments) of each tool call whose tool message is not an error, in order."""
+    results = {m.get("tool_call_id"): str(m.get("content", "")) for m in messages if m.get("role") == "tool"}
+    calls = []
+    for m in messages:
+        if m.get("role") != "assistant":
+            continue
+        for tc in m.get("tool_calls") or []:
+            content = results.get(tc.get("id"))
+            if content is None or content.startswith("Error"):
+                continue
+            try:
+                arguments = json.loads(tc["function"].get("arguments") or "{}")
+            except json.JSONDecodeError:
+                continue
+            calls.append((tc["function"]["name"], canonical_arguments(arguments)))
+    return calls
+
+
+def gold_calls(actions: list[GoldAction]) -> list[tuple[str, str]]:
+    return [(a.name, canonical_arguments(a.arguments)) for a in actions]
+
+
+def check_exact_match(trajectory: Trajectory, task: Task) -> str | None:
+    made = successful_calls(trajectory.messages)
+    gold = gold_calls(task.gold_actions)
+    if made == gold:
+        return None
+    for i, (got, want) in enumerate(zip(made, gold)):
+        if got != want:
+            return f"call {i}: expected {want[0]} {want[1]}, got {got[0]} {got[1]}"
+    if len(made) < len(gold):
+        missing = gold[len(made)]
+        return f"{len(made)} successful calls, gold has {len(gold)}; missing {missing[0]} {missing[1]}"
+    extra = made[len(gold)]
+    return f"{len(made)} successful calls, gold has {len(gold)}; extra {extra[0]} {extra[1]}"

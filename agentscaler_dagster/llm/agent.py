@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+from agentscaler_dagster.llm.client import OpenAICompatibleClient
+
+
+class OpenAIChatAgent:
+    """The agent role played by a model behind an OpenAI-compatible server (native tool calling)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str = "EMPTY",
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        seed: int | None = None,
+        client: OpenAICompatibleClient | None = None,
+    ):
+        self.name = f"openai:{model}"
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.client = client or OpenAICompatibleClient(
+            base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
+        )
+
+    @property
+    def sampling(self) -> dict:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def act(self, messages: list[dict], tools: list[dict]) -> dict:
+        reply = self.client.chat(
+            messages=messages, tools=tools, temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+        )
+        message: dict = {"role": "assistant", "content": reply.get("content")}
+        calls = []
+        for index, call in enumerate(reply.get("tool_calls") or []):
+            function = call.get("function") or {}
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments or {}, sort_keys=True)
+            calls.append({
+                "id": call.get("id") or f"call_{index}",
+                "type": "function",
+                "function": {"name": function.get("name", ""), "arguments": arguments},
+            })
+        if calls:
+            message["tool_calls"] = calls
+        return message

@@ -1,0 +1,40 @@
+"""Agent experience: simulated user-agent episodes on a domain's environment (paper, step 5)."""
+
+from agentscaler_dagster.rollout.episode import (
+    TERMINATIONS,
+    AgentOutputError,
+    episode_seed,
+    read_trajectories,
+    run_episode,
+    run_rollouts,
+    trajectory_id,
+    write_trajectories,
+)
+from agentscaler_dagster.rollout.protocols import AgentPolicy, UserSimulator
+from agentscaler_dagster.rollout.simulators import (
+    MISTAKE_KINDS,
+    STOP_MARKER,
+    ProgrammaticAgentSimulator,
+    ScriptedUserSimulator,
+    parse_hints,
+    render_hint,
+)
+
+__all__ = [
+    "MISTAKE_KINDS",
+    "STOP_MARKER",
+    "TERMINATIONS",
+    "AgentOutputError",
+    "AgentPolicy",
+    "ProgrammaticAgentSimulator",
+    "ScriptedUserSimulator",
+    "UserSimulator",
+    "episode_seed",
+    "parse_hints",
+    "read_trajectories",
+    "render_hint",
+    "run_episode",
+    "run_rollouts",
+    "trajectory_id",
+    "write_trajectories",
+]

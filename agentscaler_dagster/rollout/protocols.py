@@ -1,0 +1,40 @@
+"""The two roles of an episode (tau-bench style): a simulated user and an agent.
+
+Both have a programmatic simulator (the embedded default, no model) and model-backed
+implementations; the episode loop only sees these protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class AgentPolicy(Protocol):
+    """Decides the agent's next assistant message."""
+
+    name: str
+
+    def act(self, messages: list[dict], tools: list[dict]) -> dict:
+        """Return one OpenAI-format assistant message.
+
+        ``{"role": "assistant", "content": str | None, "tool_calls": [{"id": str, "type": "function",
+        "function": {"name": str, "arguments": "<json text>"}}]}`` (``tool_calls`` absent or empty when
+        the agent replies to the user in text).
+        """
+        ...
+
+
+@runtime_checkable
+class UserSimulator(Protocol):
+    """Plays the user who was told the task's intent."""
+
+    name: str
+
+    def start(self, user_intent: str) -> str:
+        """The user's first message."""
+        ...
+
+    def reply(self, messages: list[dict]) -> str | None:
+        """The user's next message after the agent's text reply, or None when the user is done."""
+        ...

@@ -1,0 +1,100 @@
+"""`agentscaler sandbox-check` and `agentscaler sandbox-run`: the sandbox from the command line.
+
+sandbox-check FILE.py                      exit 0 when the module is accepted, 1 with the reasons otherwise
+sandbox-run FILE.py TOOL --args JSON --state STATE.json
+                                           prints ONE JSON object {"ok", "output", "error", "state"} and exits
+                                           0 even when the call failed, was killed or the module was rejected
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agentscaler_dagster.contracts import canonical_json
+from agentscaler_dagster.sandbox.runtime import Limits, ModuleRejected, Runtime
+from agentscaler_dagster.sandbox.static_check import check_module, tool_functions
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        source = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"rejected: cannot read {args.file}: {exc}")
+        return 1
+    problems = check_module(source)
+    if problems:
+        print(f"rejected: {args.file}")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    names = tool_functions(source)
+    print(f"accepted: {args.file} ({len(names)} tools: {', '.join(names)})")
+    return 0
+
+
+def _emit(ok: bool, output, error, state) -> int:
+    print(canonical_json({"ok": ok, "output": output, "error": error, "state": state}))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    source = Path(args.file).read_text(encoding="utf-8")
+    state: dict = {}
+    if args.state:
+        state = json.loads(Path(args.state).read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError(f"--state {args.state}: the state must be a JSON object, got {type(state).__name__}")
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        return _emit(False, None, f"Error: --args is not valid JSON: {exc}", state)
+    if not isinstance(arguments, dict):
+        return _emit(False, None, "Error: --args must be a JSON object", state)
+    limits = Limits(wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds,
+                    memory_bytes=args.memory_mb * 1024 * 1024, max_output_bytes=args.max_output_bytes)
+    with Runtime(limits) as runtime:
+        try:
+            mid = runtime.register(source)
+        except ModuleRejected as exc:
+            return _emit(False, None, "rejected: " + "; ".join(exc.problems), state)
+        if args.tool not in tool_functions(source):
+            available = ", ".join(tool_functions(source))
+            return _emit(False, None, f"Error: tool '{args.tool}' not found; available tools: {available}", state)
+        result = runtime.call(mid, args.tool, arguments, state)
+    if result.ok:
+        return _emit(True, result.output, None, result.state)
+    error = result.error or "the call failed"
+    if not result.killed and not error.startswith("Error:"):
+        error = f"Error: {error}"
+    return _emit(False, None, error, state)
+
+
+def register(subparsers) -> None:
+    check = subparsers.add_parser("sandbox-check", help="statically check a tool module (exit 0 accepted, 1 rejected)")
+    check.add_argument("file", metavar="FILE.py")
+    check.set_defaults(func=_check)
+
+    run = subparsers.add_parser("sandbox-run", help="run one tool of a module in the sandbox; prints one JSON object")
+    run.add_argument("file", metavar="FILE.py")
+    run.add_argument("tool", metavar="TOOL")
+    run.add_argument("--args", default="{}", metavar="JSON", help="the tool's arguments as a JSON object")
+    run.add_argument("--state", default=None, metavar="STATE.json", help="the state file (default: {})")
+    run.add_argument("--wall-seconds", type=float, default=5.0)
+    run.add_argument("--cpu-seconds", type=float, default=2.0)
+    run.add_argument("--memory-mb", type=int, default=512)
+    run.add_argument("--max-output-bytes", type=int, default=1_000_000)
+    run.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agentscaler-sandbox")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

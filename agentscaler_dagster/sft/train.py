@@ -1,0 +1,507 @@
+"""The SFT recipe: one recipe, two configs (phase 1 general domains, phase 2 vertical domains).
+
+    python -m agentscaler_dagster.sft.train --config agentscaler_dagster/sft/configs/phase1.yaml \\
+        [--set key=value ...]
+
+Runs DeepSpeed (ZeRO 0/1/2, a torch AdamW as client optimizer so no DeepSpeed op is compiled). Without
+a GPU DeepSpeed picks its CPU accelerator and the gloo backend; a single process sets up its own
+rank/world-size environment, and a `deepspeed` launcher's environment is used as given. Writes
+``model.safetensors`` + config + tokenizer + chat template (reloadable with ``from_pretrained``),
+``metrics.jsonl``, ``loss_curve.png``, ``train_result.json`` and the resolved ``train_config.yaml``.
+
+When launched through Dagster Pipes (``DAGSTER_PIPES_CONTEXT`` set, e.g. by PipesSubprocessClient) it
+logs progress and reports the asset materialisation through ``dagster_pipes``; otherwise it just runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agentscaler_dagster.sft.records import IGNORE_INDEX, read_sft_dataset, tokenize_for_sft
+
+logger = logging.getLogger("agentscaler_dagster.sft.train")
+
+
+class ConfigError(ValueError):
+    """A training config that cannot run; the message says what to change."""
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_dir: Path = Field(description="Starting checkpoint: the base model (phase 1) or the phase-1 output (phase 2).")
+    dataset: Path = Field(description="SFT JSONL written by write_sft_dataset.")
+    output_dir: Path = Field(description="Where the checkpoint, metrics.jsonl and loss_curve.png go.")
+    phase: Literal[1, 2] = Field(default=1, description="Training phase, recorded in the outputs.")
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; the data repeats (reshuffled) if needed. None: run `epochs` epochs.")
+    epochs: int = Field(default=1, ge=1, description="Full passes over the data when max_steps is None.")
+    lr: float = Field(default=1e-5, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(default=0.0, ge=0)
+    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999))
+    lr_scheduler: Literal["constant", "linear", "cosine"] = Field(default="cosine", description="Decay after warmup, to 0 at the last step.")
+    warmup_steps: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=1, ge=1, description="Micro-batch size per process.")
+    grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(default=512, ge=16, description="Tokens per example; longer examples are cut on the right.")
+    gradient_clipping: float = Field(default=1.0, ge=0)
+    seed: int = 0
+    zero_stage: int = Field(default=0, description="DeepSpeed ZeRO stage: 0, 1 or 2.")
+    bf16: bool = Field(default=False, description="bf16 weights/activations (GPU only here).")
+    dist_backend: Literal["gloo", "nccl", "ccl"] | None = Field(default=None, description="None: gloo on CPU, nccl on GPU.")
+    attn_implementation: Literal["eager", "sdpa"] = "sdpa"
+    gradient_checkpointing: bool = False
+    cpu_shm_allreduce: bool = Field(default=False, description="DeepSpeed's shared-memory all-reduce for multi-process CPU runs (a C++ op compiled on first use, minutes).")
+    num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None: torch's default.")
+    log_every: int = Field(default=1, ge=1, description="Write a metrics row (and report progress) every N steps.")
+
+    @field_validator("zero_stage")
+    @classmethod
+    def _zero_stage(cls, value: int) -> int:
+        if value == 3:
+            raise ValueError(
+                "zero_stage 3 partitions the parameters, and this recipe saves the full state dict from every "
+                "rank: set zero_stage to 2 (shards optimizer state and gradients), 1 or 0"
+            )
+        if value not in (0, 1, 2):
+            raise ValueError(f"zero_stage must be 0, 1 or 2, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _compatible(self) -> "TrainConfig":
+        if self.output_dir.resolve() == self.model_dir.resolve():
+            raise ValueError(
+                f"output_dir equals model_dir ({self.model_dir}); training would overwrite its starting "
+                "checkpoint: set output_dir to a new folder (e.g. <artifacts>/sft/phase2)"
+            )
+        if self.max_steps is not None and self.warmup_steps >= self.max_steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps}): "
+                "lower warmup_steps or raise max_steps"
+            )
+        return self
+
+
+class TrainResult(BaseModel):
+    output_dir: Path
+    phase: int
+    steps: int
+    examples: int
+    skipped_examples: int = Field(description="Records with no assistant token within max_length.")
+    tokens: int
+    label_tokens: int
+    final_loss: float
+    first_loss: float
+    seconds: float
+    seconds_per_step: float
+    metrics_path: Path
+    loss_curve_path: Path | None
+    weights_sha256: str
+    device: str
+    world_size: int
+
+
+def load_config(path: Path, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Load a YAML config, apply ``key=value`` overrides (values parsed as YAML), validate.
+
+    Raises ConfigError with the file name and what to change.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides or []]
+    for key, value in items:
+        raw[key] = value
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    key, value = item.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ensure_single_process_env() -> None:
+    """torch.distributed's env:// rendezvous for one process, unless a launcher already set it."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return
+    os.environ.update(
+        {
+            "RANK": "0",
+            "WORLD_SIZE": "1",
+            "LOCAL_RANK": "0",
+            "LOCAL_WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+            # a fixed port collides when several trainings share a machine
+            "MASTER_PORT": os.environ.get("MASTER_PORT") or str(_free_port()),
+        }
+    )
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_scheduler == "constant":
+            return 1.0
+        span = max(1, total_steps - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / span)
+        if config.lr_scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plot_loss_curve(rows: list[dict], path: Path, *, title: str) -> Path | None:
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], marker="o", linewidth=1.5)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (assistant tokens)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+class SFTRecipe:
+    """setup -> train -> save_checkpoint -> cleanup (torchtune's recipe shape)."""
+
+    def __init__(self, config: TrainConfig, *, progress: Callable[[dict], None] | None = None):
+        self.config = config
+        self.progress = progress
+        self.rows: list[dict] = []
+
+    # -- setup -------------------------------------------------------------------------------------
+    def check_runtime(self) -> None:
+        """Settings that depend on this machine or on files, rejected before anything heavy loads."""
+        import torch
+
+        config = self.config
+        has_gpu = torch.cuda.is_available()
+        if config.bf16 and not has_gpu:
+            raise ConfigError("bf16: true needs a GPU and none is visible: set bf16: false (fp32 on CPU)")
+        if config.dist_backend == "nccl" and not has_gpu:
+            raise ConfigError("dist_backend: nccl needs GPUs and none is visible: set dist_backend: gloo (or leave it unset)")
+        for name in ("config.json", "model.safetensors"):
+            if not (config.model_dir / name).exists():
+                raise ConfigError(
+                    f"model_dir {config.model_dir} has no {name}: point model_dir at a directory written by "
+                    "prepare_base_model (phase 1) or by the phase-1 training run (phase 2)"
+                )
+        if not config.dataset.exists():
+            raise ConfigError(f"dataset {config.dataset} does not exist: write it with write_sft_dataset first")
+
+    def setup(self) -> None:
+        import deepspeed
+        import torch
+
+        from agentscaler_dagster.sft.base_model import load_model_and_tokenizer
+
+        config = self.config
+        self.check_runtime()
+        logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+
+        _ensure_single_process_env()
+        if not torch.cuda.is_available() and not config.cpu_shm_allreduce:
+            # DeepSpeed would JIT-compile its shm all-reduce op here; edits to this dict are how it is turned off
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        backend = config.dist_backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
+        self.rank = int(os.environ["RANK"])
+        self.world_size = int(os.environ["WORLD_SIZE"])
+
+        model, self.tokenizer = load_model_and_tokenizer(config.model_dir, attn_implementation=config.attn_implementation)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        model.train()
+
+        records = read_sft_dataset(config.dataset)
+        if not records:
+            raise ConfigError(f"dataset {config.dataset} has no records")
+        examples, skipped = [], 0
+        for record in records:
+            example = tokenize_for_sft(record, self.tokenizer, config.max_length)
+            if any(label != IGNORE_INDEX for label in example["labels"]):
+                examples.append(example)
+            else:
+                skipped += 1
+        if not examples:
+            raise ConfigError(
+                f"no record of {config.dataset} keeps an assistant token within max_length={config.max_length}: "
+                "raise max_length"
+            )
+        self.examples, self.skipped = examples, skipped
+
+        per_step = config.batch_size * config.grad_accum * self.world_size
+        steps_per_epoch = max(1, math.ceil(len(examples) / per_step))
+        self.total_steps = config.max_steps or steps_per_epoch * config.epochs
+
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=config.lr,
+            betas=config.adam_betas,
+            weight_decay=config.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, self.total_steps))
+        ds_config = {
+            "train_micro_batch_size_per_gpu": config.batch_size,
+            "gradient_accumulation_steps": config.grad_accum,
+            "train_batch_size": per_step,
+            "gradient_clipping": config.gradient_clipping,
+            "zero_optimization": {"stage": config.zero_stage},
+            # the client optimizer is plain torch AdamW: nothing to compile, runs on the CPU accelerator
+            "zero_allow_untested_optimizer": True,
+            "bf16": {"enabled": config.bf16},
+            "fp16": {"enabled": False},
+            "steps_per_print": 1 << 30,
+            "wall_clock_breakdown": False,
+        }
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+        )
+        self.device = self.engine.device
+
+    # -- data --------------------------------------------------------------------------------------
+    def _micro_batches(self):
+        """Micro-batches forever: reshuffled each pass (seed + pass number), this rank's share."""
+        config = self.config
+        epoch = 0
+        while True:
+            order = list(range(len(self.examples)))
+            random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
+            order = order[self.rank :: self.world_size] or order[:1]
+            for start in range(0, len(order), config.batch_size):
+                chunk = [self.examples[i] for i in order[start : start + config.batch_size]]
+                yield self._collate(chunk)
+            epoch += 1
+
+    def _collate(self, chunk: list[dict]) -> dict:
+        import torch
+
+        width = max(len(e["input_ids"]) for e in chunk)
+        pad = self.tokenizer.pad_token_id or 0
+        batch = {"input_ids": [], "labels": [], "attention_mask": []}
+        for example in chunk:
+            fill = width - len(example["input_ids"])
+            batch["input_ids"].append(example["input_ids"] + [pad] * fill)
+            batch["labels"].append(example["labels"] + [IGNORE_INDEX] * fill)
+            batch["attention_mask"].append(example["attention_mask"] + [0] * fill)
+        return {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in batch.items()}
+
+    # -- train -------------------------------------------------------------------------------------
+    def train(self) -> None:
+        config = self.config
+        out = config.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_path = out / "metrics.jsonl"
+        metrics = metrics_path.open("w") if self.rank == 0 else None
+        batches = self._micro_batches()
+        self.tokens = self.label_tokens = 0
+        self.step_seconds: list[float] = []
+        started = time.perf_counter()
+        try:
+            for step in range(1, self.total_steps + 1):
+                step_started = time.perf_counter()
+                losses, tokens, label_tokens = [], 0, 0
+                for _ in range(config.grad_accum):
+                    batch = next(batches)
+                    loss = self.engine(**batch).loss
+                    self.engine.backward(loss)
+                    self.engine.step()  # DeepSpeed applies the update at the accumulation boundary
+                    losses.append(float(loss.detach()))
+                    tokens += int(batch["attention_mask"].sum())
+                    label_tokens += int((batch["labels"] != IGNORE_INDEX).sum())
+                self.step_seconds.append(time.perf_counter() - step_started)
+                self.tokens += tokens
+                self.label_tokens += label_tokens
+                row = {
+                    "step": step,
+                    "loss": sum(losses) / len(losses),
+                    "lr": self.engine.get_lr()[0],
+                    "tokens": tokens,
+                    "label_tokens": label_tokens,
+                    "seconds": round(self.step_seconds[-1], 4),
+                    "elapsed": round(time.perf_counter() - started, 4),
+                }
+                if not math.isfinite(row["loss"]):
+                    raise FloatingPointError(
+                        f"loss is {row['loss']} at step {step}: lower lr (now {config.lr}) or check the dataset"
+                    )
+                self.rows.append(row)
+                if metrics is not None and (step % config.log_every == 0 or step == self.total_steps):
+                    metrics.write(json.dumps(row, sort_keys=True) + "\n")
+                    metrics.flush()
+                    if self.progress is not None:
+                        self.progress({**row, "total_steps": self.total_steps})
+        finally:
+            if metrics is not None:
+                metrics.close()
+        self.seconds = time.perf_counter() - started
+        self.metrics_path = metrics_path
+
+    # -- save --------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> TrainResult:
+        from agentscaler_dagster.sft.base_model import save_model_dir
+
+        config = self.config
+        out = config.output_dir
+        curve = None
+        if self.rank == 0:
+            save_model_dir(self.engine.module, self.tokenizer, out)
+            curve = plot_loss_curve(self.rows, out / "loss_curve.png", title=f"SFT phase {config.phase}")
+            (out / "train_config.yaml").write_text(
+                f"# python -m agentscaler_dagster.sft.train --config {out / 'train_config.yaml'}\n"
+                + yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=True)
+            )
+        # skip the first step (allocation, warm-up) when there are more
+        timed = self.step_seconds[1:] or self.step_seconds
+        result = TrainResult(
+            output_dir=out,
+            phase=config.phase,
+            steps=len(self.rows),
+            examples=len(self.examples),
+            skipped_examples=self.skipped,
+            tokens=self.tokens,
+            label_tokens=self.label_tokens,
+            final_loss=self.rows[-1]["loss"],
+            first_loss=self.rows[0]["loss"],
+            seconds=round(self.seconds, 3),
+            seconds_per_step=round(sum(timed) / len(timed), 3),
+            metrics_path=self.metrics_path,
+            loss_curve_path=curve,
+            weights_sha256=_sha256_file(out / "model.safetensors") if self.rank == 0 else "",
+            device=str(self.device),
+            world_size=self.world_size,
+        )
+        if self.rank == 0:
+            (out / "train_result.json").write_text(result.model_dump_json(indent=2) + "\n")
+        return result
+
+    def cleanup(self) -> None:
+        import deepspeed
+
+        del self.engine
+        try:
+            deepspeed.comm.barrier()
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            pass
+
+
+def train(config: TrainConfig, *, progress: Callable[[dict], None] | None = None) -> TrainResult:
+    """Run the recipe in this process; ``progress`` gets each logged metrics row."""
+    recipe = SFTRecipe(config, progress=progress)
+    recipe.setup()
+    recipe.train()
+    result = recipe.save_checkpoint()
+    recipe.cleanup()
+    return result
+
+
+def _run_with_pipes(config_path: Path, overrides: list[str]) -> TrainResult:
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        extra = pipes.extras.get("config_overrides") or {}
+        config = load_config(config_path, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in sorted(extra.items()))])
+
+        def progress(row: dict) -> None:
+            pipes.log.info(
+                f"phase {config.phase} step {row['step']}/{row['total_steps']} loss {row['loss']:.4f} "
+                f"lr {row['lr']:.2e} {row['seconds']:.2f}s"
+            )
+
+        result = train(config, progress=progress)
+        pipes.report_asset_materialization(
+            metadata={
+                "final_loss": {"raw_value": result.final_loss, "type": "float"},
+                "first_loss": {"raw_value": result.first_loss, "type": "float"},
+                "steps": {"raw_value": result.steps, "type": "int"},
+                "examples": {"raw_value": result.examples, "type": "int"},
+                "tokens": {"raw_value": result.tokens, "type": "int"},
+                "seconds_per_step": {"raw_value": result.seconds_per_step, "type": "float"},
+                "path": {"raw_value": str(result.output_dir), "type": "path"},
+                "phase": {"raw_value": result.phase, "type": "int"},
+            },
+            data_version=result.weights_sha256,
+        )
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agentscaler_dagster.sft.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, type=Path, help="YAML config (see agentscaler_dagster/sft/configs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config setting (value parsed as YAML); repeatable")
+    args, _unknown = parser.parse_known_args(argv)  # deepspeed's launcher adds --local_rank
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if os.environ.get("DAGSTER_PIPES_CONTEXT"):
+            result = _run_with_pipes(args.config, args.overrides)
+        else:
+            config = load_config(args.config, args.overrides)
+            result = train(
+                config,
+                progress=lambda r: logger.info(
+                    "step %d/%d loss %.4f lr %.2e %.2fs", r["step"], r["total_steps"], r["loss"], r["lr"], r["seconds"]
+                ),
+            )
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"final_loss": result.final_loss, "steps": result.steps, "output_dir": str(result.output_dir),
+                      "seconds_per_step": result.seconds_per_step}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Task construction: directed random walks on a domain's dependency graph (paper, step 4)."""
+
+from agentscaler_dagster.tasks.environment import EnvironmentLike, ToolCallResultLike, domain_instructions
+from agentscaler_dagster.tasks.sampling import (
+    describe_action,
+    humanise,
+    read_tasks,
+    sample_tasks,
+    summarise_tasks,
+    user_intent,
+    write_tasks,
+)
+
+__all__ = [
+    "EnvironmentLike",
+    "ToolCallResultLike",
+    "describe_action",
+    "domain_instructions",
+    "humanise",
+    "read_tasks",
+    "sample_tasks",
+    "summarise_tasks",
+    "user_intent",
+    "write_tasks",
+]

@@ -1,0 +1,254 @@
+"""Task construction by directed random walks on a domain's tool dependency graph (paper, step 4).
+
+A walk starts at a random tool of the dependency graph and follows out-edges; each step's arguments
+are filled from the previous step's output (the edge's linking field) and from the current state,
+and the call is executed at once, so every gold action is known to succeed on the state it sees.
+A step whose call fails is resampled a bounded number of times and then skipped in favour of
+another successor; the walk ends where no successor works. The executed walk gives the task: a
+templated user intent, the gold actions with their outputs, and the hash of the final state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterable
+
+from agentscaler_dagster.contracts import GoldAction, Task, canonical_json, content_hash, state_hash
+from agentscaler_dagster.tasks.arguments import fill_arguments, index_values
+from agentscaler_dagster.tasks.environment import EnvironmentLike, tool_specs_by_name
+
+# argument resamples per tool before the walk tries another successor
+MAX_ARGUMENT_TRIES = 6
+# successors tried per step before the walk ends
+MAX_SUCCESSOR_TRIES = 4
+# walks attempted per requested task (dead ends and duplicates cost attempts)
+ATTEMPTS_PER_TASK = 30
+# consecutive attempts without a new task after which a small graph counts as exhausted
+MAX_BARREN_ATTEMPTS = 300
+_LINK_KEYS = ("field", "fields", "linking_field", "linking_fields", "link", "links", "parameter", "parameters", "via", "key")
+
+
+def sample_tasks(
+    env: EnvironmentLike,
+    *,
+    n_tasks: int,
+    seed: int,
+    max_walk_length: int = 4,
+    min_walk_length: int = 1,
+) -> list[Task]:
+    """Up to ``n_tasks`` distinct tasks from random walks; deterministic for ``seed``.
+
+    Fewer come back when the graph cannot yield that many distinct valid walks within
+    ``n_tasks * ATTEMPTS_PER_TASK`` attempts.
+    """
+    if n_tasks < 0:
+        raise ValueError(f"n_tasks must be >= 0, got {n_tasks}")
+    if not 1 <= min_walk_length <= max_walk_length:
+        raise ValueError(
+            f"need 1 <= min_walk_length <= max_walk_length, got min_walk_length={min_walk_length}, "
+            f"max_walk_length={max_walk_length}"
+        )
+    if not env.initial_states:
+        raise ValueError(f"environment '{env.domain_id}' has no initial states to start tasks from")
+    specs = tool_specs_by_name(env)
+    graph = env.dependency_graph
+    nodes = sorted(n for n in (graph.nodes if graph is not None else specs) if n in specs)
+    if not nodes:
+        raise ValueError(f"environment '{env.domain_id}': no tool of its dependency graph has a tool spec")
+    state_ids = sorted(env.initial_states)
+    rng = random.Random(seed)
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    barren = 0
+    for _ in range(n_tasks * ATTEMPTS_PER_TASK):
+        if len(tasks) >= n_tasks or barren >= MAX_BARREN_ATTEMPTS:
+            break
+        barren += 1
+        state_id = rng.choice(state_ids)
+        length = rng.randint(min_walk_length, max_walk_length)
+        walk = _walk(env, specs, graph, nodes, state_id, length, rng)
+        if len(walk.actions) < min_walk_length:
+            continue
+        task = _make_task(env, specs, state_id, walk, rng)
+        if task.task_id in seen:
+            continue
+        seen.add(task.task_id)
+        tasks.append(task)
+        barren = 0
+    return tasks
+
+
+class _Walk:
+    def __init__(self, state: dict):
+        self.state = state
+        self.actions: list[GoldAction] = []
+        self.outputs: list[Any] = []
+
+
+def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
+    # a private copy: an environment whose tools change the state in place must not touch the original
+    walk = _Walk(copy.deepcopy(env.initial_states[state_id]))
+    candidates = [rng.choice(nodes)]
+    previous: str | None = None
+    while len(walk.actions) < length and candidates:
+        done = False
+        for tool in candidates[:MAX_SUCCESSOR_TRIES]:
+            links = _link_fields(graph, previous, tool) if previous else set()
+            if _step(env, specs[tool], walk, links, rng):
+                previous, done = tool, True
+                break
+        if not done:
+            break
+        succ = sorted(s for s in (graph.successors(previous) if graph is not None else []) if s in specs)
+        rng.shuffle(succ)
+        candidates = succ
+    return walk
+
+
+def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random) -> bool:
+    state_index = index_values(walk.state)
+    output_index = None
+    if walk.outputs:
+        last = walk.outputs[-1]
+        output_index = index_values(last)
+        if not isinstance(last, (dict, list)) and last is not None:
+            # a tool that returns a bare id: the linking field is that value
+            for field in links:
+                output_index.setdefault(field, [last])
+    for _ in range(MAX_ARGUMENT_TRIES):
+        arguments = fill_arguments(
+            spec.parameters, state_index=state_index, output_index=output_index, link_fields=links, rng=rng,
+            tool_name=spec.name,
+        )
+        result = env.call(walk.state, spec.name, arguments)
+        if result.ok:
+            walk.state = result.state
+            walk.actions.append(GoldAction(name=spec.name, arguments=arguments))
+            walk.outputs.append(result.output)
+            return True
+    return False
+
+
+def _link_fields(graph, source: str, target: str) -> set[str]:
+    """The fields an edge says flow from ``source``'s output into ``target``'s arguments."""
+    if graph is None or not graph.has_edge(source, target):
+        return set()
+    data = graph.get_edge_data(source, target) or {}
+    fields: set[str] = set()
+    for key in _LINK_KEYS:
+        value = data.get(key)
+        if isinstance(value, str):
+            fields.add(value)
+        elif isinstance(value, (list, tuple, set)):
+            fields.update(v for v in value if isinstance(v, str))
+    return fields
+
+
+def _make_task(env, specs, state_id: str, walk: _Walk, rng: random.Random) -> Task:
+    gold = [a.model_dump() for a in walk.actions]
+    task_id = "t-" + content_hash(
+        {"domain_id": env.domain_id, "initial_state_id": state_id, "gold_actions": gold}
+    )[:16]
+    read_only = all(specs[a.name].operation == "read" for a in walk.actions)
+    return Task(
+        task_id=task_id,
+        domain_id=env.domain_id,
+        user_intent=user_intent(walk.actions, rng),
+        initial_state_id=state_id,
+        initial_state_hash=state_hash(env.initial_states[state_id]),
+        gold_actions=walk.actions,
+        gold_state_hash=state_hash(walk.state),
+        read_only=read_only,
+        gold_outputs=json.loads(canonical_json(walk.outputs)),
+    )
+
+
+# ---- the user intent -------------------------------------------------------------------------
+
+_OPENINGS = ("I'd like to {}", "I need to {}", "Could you help me {}", "Please {}", "Can you {}")
+_JOINERS = (" and then ", ", then ", ", and after that ")
+
+
+def humanise(name: str) -> str:
+    """``cancel_order`` / ``cancelOrder`` -> ``cancel order``."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and name[i - 1].islower():
+            out.append(" ")
+        out.append(" " if ch in "_-." else ch.lower())
+    return " ".join("".join(out).split())
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"' if (" " in value or not value) else value
+    return canonical_json(value)
+
+
+def describe_action(name: str, arguments: dict) -> str:
+    """One action in words, e.g. ``cancel order with order id o-12 and reason "no longer needed"``."""
+    phrase = humanise(name)
+    parts = [f"{humanise(k)} {format_value(arguments[k])}" for k in sorted(arguments)]
+    if not parts:
+        return phrase
+    if len(parts) == 1:
+        return f"{phrase} with {parts[0]}"
+    return f"{phrase} with {', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def user_intent(actions: Iterable[GoldAction], rng: random.Random) -> str:
+    """The request a user with these actions in mind would make, from seeded templates."""
+    phrases = [describe_action(a.name, a.arguments) for a in actions]
+    text = phrases[0]
+    for phrase in phrases[1:]:
+        text += rng.choice(_JOINERS) + phrase
+    opening = rng.choice(_OPENINGS)
+    return opening.format(text) + ("?" if opening.startswith(("Could", "Can")) else ".")
+
+
+def summarise_tasks(tasks: list[Task]) -> dict:
+    """Counts for metadata and reports: tasks, read-only share, walk lengths, tools used."""
+    lengths: dict[int, int] = {}
+    tools: dict[str, int] = {}
+    for task in tasks:
+        lengths[len(task.gold_actions)] = lengths.get(len(task.gold_actions), 0) + 1
+        for action in task.gold_actions:
+            tools[action.name] = tools.get(action.name, 0) + 1
+    n = len(tasks)
+    return {
+        "n_tasks": n,
+        "n_read_only": sum(t.read_only for t in tasks),
+        "mean_walk_length": round(sum(k * v for k, v in lengths.items()) / n, 3) if n else 0.0,
+        "walk_lengths": {str(k): lengths[k] for k in sorted(lengths)},
+        "tool_calls_by_tool": {k: tools[k] for k in sorted(tools)},
+    }
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+
+def write_tasks(tasks: Iterable[Task], path: str | Path) -> Path:
+    """One task per line, sorted keys: equal tasks give equal bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for task in tasks:
+            fh.write(canonical_json(task.model_dump(mode="json")) + "\n")
+    return path
+
+
+def read_tasks(path: str | Path) -> list[Task]:
+    path = Path(path)
+    tasks = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                tasks.append(Task.model_validate_json(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{lineno}: not a valid task: {exc}") from exc
+    return tasks

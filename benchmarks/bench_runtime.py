@@ -1,0 +1,157 @@
+"""Environment runtime throughput: tool calls per second through the sandbox worker.
+
+Run: cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/bench_runtime.py [--calls 5000] [--append]
+
+Side by side in one process pinned to one core (the worker inherits the pin):
+  sandbox      Environment.call -> argument check -> long-lived worker (JSON frames over a pipe)
+  in-process   the same module exec'd in this process, called on a deep copy (no isolation at all)
+  per-call     a fresh sandbox worker per call (what isolation costs without a long-lived worker)
+The call mix is a retail walk: get_order, list_products, get_customer, create_order, cancel_order (on the
+order just created), list_orders; state carried from call to call, as in a rollout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentscaler_dagster.contracts import Domain, ToolSource, ToolSpec  # noqa: E402
+from agentscaler_dagster.envgen import build_environment  # noqa: E402
+from agentscaler_dagster.sandbox import Environment, Runtime  # noqa: E402
+
+
+def retail_tools() -> list[ToolSpec]:
+    src = ToolSource(format="bench", file="bench_runtime.py", api_title="Retail")
+    s, i = {"type": "string"}, {"type": "integer"}
+
+    def tool(name, op, props, req):
+        return ToolSpec(tool_id=name, name=name, description=name.replace("_", " "), operation=op, source=src,
+                        parameters={"type": "object", "properties": props, "required": req})
+
+    return [
+        tool("list_products", "read", {"category": s, "limit": i}, []),
+        tool("get_order", "read", {"order_id": s}, ["order_id"]),
+        tool("list_orders", "read", {"customer_id": s}, []),
+        tool("get_customer", "read", {"customer_id": s}, ["customer_id"]),
+        tool("create_order", "write", {"customer_id": s, "product_id": s, "quantity": i},
+             ["customer_id", "product_id", "quantity"]),
+        tool("cancel_order", "write", {"order_id": s}, ["order_id"]),
+    ]
+
+
+def walk(call, state: dict, n: int) -> tuple[dict, int]:
+    ok = 0
+    order_ids = sorted(state["orders"])
+    customer = sorted(state["customers"])[0]
+    product = sorted(state["products"])[0]
+    for k in range(n):
+        step = k % 6
+        if step == 0:
+            r = call(state, "get_order", {"order_id": order_ids[k % len(order_ids)]})
+        elif step == 1:
+            r = call(state, "list_products", {"limit": 3})
+        elif step == 2:
+            r = call(state, "get_customer", {"customer_id": customer})
+        elif step == 3:
+            r = call(state, "create_order", {"customer_id": customer, "product_id": product, "quantity": 2})
+            created = r.output["order_id"] if r.ok else order_ids[0]
+        elif step == 4:
+            r = call(state, "cancel_order", {"order_id": created})
+        else:
+            r = call(state, "list_orders", {"customer_id": customer})
+        ok += r.ok
+        state = r.state
+        if step == 5 and len(state["orders"]) > 60:  # keep the state rollout-sized
+            state = copy.deepcopy(start_state)
+    return state, ok
+
+
+class _InProcess:
+    """The baseline without isolation: exec the module here and call it on a deep copy."""
+
+    def __init__(self, source: str):
+        from agentscaler_dagster.sandbox.worker import ToolError, _make_builtins
+
+        self.error = ToolError
+        self.namespace = {"__builtins__": _make_builtins()}
+        exec(compile(source, "tools_module.py", "exec"), self.namespace)
+
+    def __call__(self, state, name, args):
+        from agentscaler_dagster.sandbox.environment import ToolCallResult
+
+        work = copy.deepcopy(state)
+        try:
+            out = self.namespace[name](work, **args)
+        except self.error as exc:
+            return ToolCallResult(False, None, str(exc), state)
+        return ToolCallResult(True, out, None, work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--per-call", type=int, default=60, help="calls for the process-per-call baseline")
+    parser.add_argument("--append", action="store_true", help="append the result to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    global start_state
+    with tempfile.TemporaryDirectory() as tmp:
+        tools = retail_tools()
+        build_environment(Domain(domain_id="bench_retail", label="retail", tool_ids=[t.tool_id for t in tools]),
+                          tools, Path(tmp) / "env", seed=3, n_states=2)
+        env = Environment.load(Path(tmp) / "env")
+        start_state = env.initial_state("state_1")
+        env.call(start_state, "get_order", {"order_id": sorted(start_state["orders"])[0]})  # warm the worker
+
+        rows = []
+        t0 = time.perf_counter()
+        _, ok = walk(env.call, copy.deepcopy(start_state), args.calls)
+        dt = time.perf_counter() - t0
+        rows.append(("sandbox (long-lived worker)", args.calls, ok, dt))
+
+        direct = _InProcess(env.source)
+        t0 = time.perf_counter()
+        _, ok_direct = walk(direct, copy.deepcopy(start_state), args.calls)
+        rows.append(("in-process direct call (no isolation)", args.calls, ok_direct, time.perf_counter() - t0))
+
+        def per_call(state, name, arguments):
+            with Runtime() as runtime:
+                mid = runtime.register(env.source)
+                raw = runtime.call(mid, name, arguments, state)
+            from agentscaler_dagster.sandbox.environment import ToolCallResult
+            return ToolCallResult(raw.ok, raw.output, raw.error, raw.state if raw.ok else state)
+
+        t0 = time.perf_counter()
+        _, ok_pc = walk(per_call, copy.deepcopy(start_state), args.per_call)
+        rows.append(("one worker process per call", args.per_call, ok_pc, time.perf_counter() - t0))
+        env.close()
+
+    sandbox_rate = rows[0][1] / rows[0][3]
+    lines = [f"| mode | calls | ok | seconds | calls/s | sandbox ÷ mode |", "|---|---|---|---|---|---|"]
+    for name, n, ok, secs in rows:
+        rate = n / secs
+        lines.append(f"| {name} | {n} | {ok} | {secs:.3f} | {rate:,.0f} | {sandbox_rate / rate:.2f}x |")
+    state_kb = len(__import__("json").dumps(start_state)) / 1024
+    header = (f"one core pinned, {platform.python_implementation()} {platform.python_version()}, "
+              f"state {state_kb:.1f} KiB shipped per call, CPU: {platform.processor() or platform.machine()}")
+    text = "\n".join([header, "", *lines])
+    print(text)
+    if args.append:
+        results = Path(__file__).with_name("RESULTS.md")
+        existing = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
+        block = (f"\n## Environment runtime\n\nCommand: `cd /work/main && PYTHONPATH=. /work/venv/bin/python "
+                 f"benchmarks/bench_runtime.py --calls {args.calls} --append`\n\n{text}\n")
+        results.write_text(existing.rstrip("\n") + "\n" + block, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

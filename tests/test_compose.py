@@ -1,0 +1,52 @@
+"""docker-compose.yml cannot run here (no engine); check it against the project's own files instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+
+
+def _compose(repo_root: Path) -> dict:
+    return yaml.safe_load((repo_root / "docker-compose.yml").read_text())
+
+
+def test_services_images_and_commands(repo_root: Path):
+    services = _compose(repo_root)["services"]
+    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
+    assert services["postgres"]["image"].startswith("postgres:")
+    image = services["user_code"]["image"]
+    assert services["user_code"]["build"] == "." and (repo_root / "Dockerfile").exists()
+    assert services["webserver"]["image"] == image and services["daemon"]["image"] == image
+    user_code = services["user_code"]["command"]
+    assert user_code[:3] == ["dagster", "code-server", "start"]
+    module = user_code[user_code.index("-m") + 1]
+    assert (repo_root / Path(*module.split("."))).with_suffix(".py").exists()
+    port = user_code[user_code.index("-p") + 1]
+    assert services["webserver"]["command"][0] == "dagster-webserver"
+    assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    workspace = yaml.safe_load((repo_root / "docker" / "workspace.yaml").read_text())
+    server = workspace["load_from"][0]["grpc_server"]
+    assert server["host"] == "user_code" and str(server["port"]) == port
+
+
+def test_mounted_config_files_exist_and_are_valid_instances(repo_root: Path, tmp_path: Path):
+    services = _compose(repo_root)["services"]
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (repo_root / source).exists(), f"{name} mounts {source}, which the repo lacks"
+    env = services["user_code"]["environment"]
+    assert {"DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_DB"} <= set(env)
+    for instance_yaml in [repo_root / "dagster.yaml", repo_root / "docker" / "dagster.yaml"]:
+        home = tmp_path / instance_yaml.parent.name
+        home.mkdir()
+        (home / "dagster.yaml").write_text(instance_yaml.read_text())
+        config, _ = dagster_instance_config(str(home))
+        assert config["telemetry"]["enabled"] is False
+        assert config["run_monitoring"]["enabled"] is True
+    docker_config = yaml.safe_load((repo_root / "docker" / "dagster.yaml").read_text())
+    assert "postgres" in docker_config["storage"]
+    assert docker_config["storage"]["postgres"]["postgres_db"]["hostname"]["env"] in env
