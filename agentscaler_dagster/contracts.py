@@ -97,7 +97,7 @@ class Trajectory(BaseModel):
     trial: int
     messages: list[dict] = Field(description="OpenAI chat format: system, user, assistant (tool_calls), tool.")
     final_state_hash: str
-    termination: str = Field(description="user_stop | max_turns | agent_error | backend_error")
+    termination: str = Field(description="user_stop | max_turns | agent_error | user_error | setup_error | backend_error")
     backend: str
     sampling: dict = Field(default_factory=dict)
     timings: dict = Field(default_factory=dict)

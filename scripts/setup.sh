@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its test extras. Safe to re-run.
+# Create .venv and install the project (extras from $EXTRAS, default: test). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,5 +9,5 @@ fi
 .venv/bin/pip install -q --upgrade pip
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[${EXTRAS:-test}]"
 .venv/bin/pip check

@@ -1,8 +1,9 @@
 """The three-stage filter.
 
-Real parts: the demo retail domain served by the sandbox runtime; hand-built trajectories whose
-tool calls are really executed on it (so their final state hashes are true), and trajectories
-from the real simulators. Each hand-built trajectory breaks exactly one stage.
+Real parts: an environment package built by envgen from the demo domain's ToolSpecs and its
+hand-written database (ids known: customers c-1, c-2; orders o-1, o-2, o-3), served by the
+sandbox runtime; hand-built trajectories whose tool calls are really executed on it (so their
+final state hashes are true), and trajectories from the real simulators. Each hand-built trajectory breaks exactly one stage.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, content_
 from agentscaler_dagster.filters import STAGES, apply_filters, canonical_arguments, funnel_picture
 from agentscaler_dagster.rollout import ProgrammaticAgentSimulator, ScriptedUserSimulator, run_rollouts
 from agentscaler_dagster.tasks import sample_tasks
-from agentscaler_dagster.tasks.demo_domain import demo_environment
+from agentscaler_dagster.sandbox import Environment
+from agentscaler_dagster.tasks.demo_domain import build_demo_package
+
+START = "snapshot"
 
 
 @pytest.fixture(scope="module")
-def env():
-    with demo_environment() as environment:
+def env(tmp_path_factory):
+    package = build_demo_package(tmp_path_factory.mktemp("demo-env"), from_snapshot=True)
+    with Environment.load(package) as environment:
         yield environment
 
 
 def _task(env, actions: list[tuple[str, dict]], task_id: str) -> Task:
-    state = env.initial_states["s0"]
+    state = env.initial_states[START]
     outputs = []
     for name, args in actions:
         result = env.call(state, name, args)
@@ -33,8 +38,8 @@ def _task(env, actions: list[tuple[str, dict]], task_id: str) -> Task:
         state, _ = result.state, outputs.append(result.output)
     ops = {s.name: s.operation for s in env.tool_specs}
     return Task(
-        task_id=task_id, domain_id=env.domain_id, user_intent="test", initial_state_id="s0",
-        initial_state_hash=state_hash(env.initial_states["s0"]),
+        task_id=task_id, domain_id=env.domain_id, user_intent="test", initial_state_id=START,
+        initial_state_hash=state_hash(env.initial_states[START]),
         gold_actions=[GoldAction(name=n, arguments=a) for n, a in actions],
         gold_state_hash=state_hash(state), read_only=all(ops[n] == "read" for n, _ in actions), gold_outputs=outputs,
     )
@@ -86,8 +91,8 @@ def test_good_trajectory_passes(env, write_task):
 
 
 def test_tool_error_but_otherwise_correct_passes(env, write_task):
-    # a typo'd id fails, the agent retries; and a cancellation of a shipped order is refused
-    calls = [("get_order", {"order_id": "o-9"}), LOOKUP, ("cancel_order", {"order_id": "o-2", "reason": "no longer needed"}), CANCEL]
+    # a typo'd id fails and the agent retries, twice
+    calls = [("get_order", {"order_id": "o-9"}), LOOKUP, ("cancel_order", {"order_id": "o-11", "reason": "no longer needed"}), CANCEL]
     t = _trajectory(env, write_task, calls)
     assert sum(m["content"].startswith("Error") for m in t.messages if m["role"] == "tool") == 2
     assert _one(env, t, write_task).kept == [t]

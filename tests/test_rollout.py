@@ -1,7 +1,8 @@
 """The episode loop and the programmatic simulators.
 
-Real parts: the demo retail domain served by the sandbox runtime, tasks from the real sampler, the
-real ScriptedUserSimulator / ProgrammaticAgentSimulator. The few hand-written agents below are
+Real parts: an environment package built by envgen from the demo domain's ToolSpecs and its
+hand-written database (so ids are known: c-1, o-1 ...), served by the sandbox runtime; tasks from
+the real sampler; the real ScriptedUserSimulator / ProgrammaticAgentSimulator. The few hand-written agents below are
 agents in their own right (they implement AgentPolicy), used to drive the loop into its error
 paths: a crash, a malformed message, bad tool calls, a never-ending episode.
 """
@@ -13,7 +14,6 @@ import json
 
 import pytest
 
-from agentscaler_dagster.contracts import state_hash
 from agentscaler_dagster.filters import check_structure, successful_calls, canonical_arguments
 from agentscaler_dagster.rollout import (
     STOP_MARKER,
@@ -27,12 +27,14 @@ from agentscaler_dagster.rollout import (
     write_trajectories,
 )
 from agentscaler_dagster.tasks import sample_tasks
-from agentscaler_dagster.tasks.demo_domain import demo_environment
+from agentscaler_dagster.sandbox import Environment
+from agentscaler_dagster.tasks.demo_domain import build_demo_package
 
 
 @pytest.fixture(scope="module")
-def env():
-    with demo_environment() as environment:
+def env(tmp_path_factory):
+    package = build_demo_package(tmp_path_factory.mktemp("demo-env"), from_snapshot=True)
+    with Environment.load(package) as environment:
         yield environment
 
 
@@ -85,8 +87,7 @@ class _CrashingAgent:
 
 
 def test_agent_exception_is_recorded_not_raised(env, tasks):
-    task = next(t for t in tasks if t.initial_state_id == "s0")
-    t = run_episode(task, env, _CrashingAgent(), _user(), trial=0)
+    t = run_episode(tasks[0], env, _CrashingAgent(), _user(), trial=0)
     assert t.termination == "agent_error"
     assert "RuntimeError: backend went away" in t.error
     assert [m["role"] for m in t.messages] == ["system", "user", "assistant", "tool"]
@@ -117,7 +118,7 @@ class _ClumsyAgent:
         calls = {
             1: ("get_order", "{order_id: o-1"),
             2: ("get_ordr", '{"order_id": "o-1"}'),
-            3: ("cancel_order", '{"order_id": "o-2", "reason": "no longer needed"}'),  # o-2 is shipped in s0
+            3: ("cancel_order", '{"order_id": "o-9", "reason": "no longer needed"}'),  # there is no o-9
             4: ("get_order", {"order_id": "o-1"}),  # parsed arguments are accepted and re-serialised
         }
         if self.turn in calls:
@@ -127,17 +128,17 @@ class _ClumsyAgent:
 
 
 def test_tool_errors_are_observations(env, tasks):
-    task = next(t for t in tasks if t.initial_state_id == "s0")
+    task = tasks[0]
     t = run_episode(task, env, _ClumsyAgent(), _user(), trial=0)
     tool_msgs = [m for m in t.messages if m["role"] == "tool"]
     assert [m["content"].startswith("Error") for m in tool_msgs] == [True, True, True, False]
     assert "not valid JSON" in tool_msgs[0]["content"]
     assert "unknown tool 'get_ordr'" in tool_msgs[1]["content"]
-    assert "shipped" in tool_msgs[2]["content"]
+    assert "not found" in tool_msgs[2]["content"]
     assert not tool_msgs[2]["content"].startswith("Error: Error")
     assert json.loads(tool_msgs[3]["content"])["order_id"] == "o-1"
     assert t.termination == "user_stop"
-    assert t.final_state_hash == state_hash(env.initial_states["s0"]), "failed calls must not change the state"
+    assert t.final_state_hash == task.initial_state_hash, "failed calls must not change the state"
     # the loop records the malformed call as an observation; the validity filter is what rejects it
     assert "arguments are not valid JSON" in check_structure(t.messages)
 

@@ -265,7 +265,7 @@ def test_incompatible_settings_are_rejected_with_what_to_change(tmp_path, tiny_d
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="set bf16: false"):
             SFTRecipe(ok.model_copy(update={"bf16": True})).check_runtime()
-    with pytest.raises(ConfigError, match="has no model.safetensors.*prepare_base_model"):
+    with pytest.raises(ConfigError, match="has no config.json.*prepare_base_model"):
         SFTRecipe(ok.model_copy(update={"model_dir": tmp_path})).check_runtime()
     with pytest.raises(ConfigError, match="write it with write_sft_dataset"):
         SFTRecipe(ok.model_copy(update={"dataset": tmp_path / "missing.jsonl"})).check_runtime()

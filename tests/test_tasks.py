@@ -1,9 +1,10 @@
 """Task construction by random walks.
 
-Real parts: the demo retail domain (agentscaler_dagster.tasks.demo_domain) served by the sandbox
-runtime (a worker process running the tool module), the real sampler and JSONL files. One test
-also drives the sampler with a plain in-process environment to show that any object with the
-EnvironmentLike attributes works.
+Real parts: an environment package built by envgen from the demo domain's five ToolSpecs
+(generated schema, dependency graph, tool code and Faker-made initial states), loaded and served by
+the sandbox runtime (a worker process); the real sampler and JSONL files. One test also drives the
+sampler with a plain in-process environment to show that any object with the EnvironmentLike
+attributes works.
 """
 
 from __future__ import annotations
@@ -16,14 +17,20 @@ import networkx as nx
 import pytest
 
 from agentscaler_dagster.contracts import ToolSource, ToolSpec, state_hash
-from agentscaler_dagster.tasks import humanise, read_tasks, sample_tasks, write_tasks
+from agentscaler_dagster.tasks import humanise, read_tasks, sample_tasks, summarise_tasks, write_tasks
 from agentscaler_dagster.tasks.arguments import fill_arguments, index_values, synthesise
-from agentscaler_dagster.tasks.demo_domain import demo_environment
+from agentscaler_dagster.sandbox import Environment
+from agentscaler_dagster.tasks.demo_domain import build_demo_package
 
 
 @pytest.fixture(scope="module")
-def env():
-    with demo_environment() as environment:
+def package(tmp_path_factory):
+    return build_demo_package(tmp_path_factory.mktemp("demo-env"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def env(package):
+    with Environment.load(package) as environment:
         yield environment
 
 
@@ -51,11 +58,11 @@ def test_replaying_gold_actions_reproduces_gold_state_and_outputs(env, tasks):
         assert outputs == task.gold_outputs
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+def test_same_seed_same_bytes_other_seed_other_bytes(package, tmp_path):
     # a fresh environment per run: nothing may leak between runs through the runtime
     paths = []
     for run, seed in enumerate((3, 3, 4)):
-        with demo_environment() as environment:
+        with Environment.load(package) as environment:
             paths.append(write_tasks(sample_tasks(environment, n_tasks=15, seed=seed), tmp_path / f"{run}.jsonl"))
     assert _file_hash(paths[0]) == _file_hash(paths[1])
     assert _file_hash(paths[0]) != _file_hash(paths[2])
@@ -65,6 +72,10 @@ def test_read_only_flag_matches_operations_and_state(env, tasks):
     ops = {spec.name: spec.operation for spec in env.tool_specs}
     flags = {task.read_only for task in tasks}
     assert flags == {True, False}, "the demo domain should give both read-only and writing tasks"
+    summary = summarise_tasks(tasks)
+    assert summary["n_read_only"] == sum(t.read_only for t in tasks)
+    assert sum(summary["walk_lengths"].values()) == len(tasks)
+    assert sum(summary["tool_calls_by_tool"].values()) == sum(len(t.gold_actions) for t in tasks)
     for task in tasks:
         assert task.read_only == all(ops[a.name] == "read" for a in task.gold_actions)
         if task.read_only:

@@ -3,12 +3,11 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from agentscaler_dagster.artifacts import tree_digest
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.domains import read_domains
-from agentscaler_dagster.envgen import build_environment, validate_environment
+from agentscaler_dagster.envgen import build_environment
 from agentscaler_dagster.resources import ArtifactStore
 
 
@@ -34,26 +33,25 @@ def environment(context: dg.AssetExecutionContext, config: EnvironmentConfig, ar
     wanted = set(domain.tool_ids)
     tools = [t for t in read_corpus(layout.corpus) if t.tool_id in wanted]
     out = layout.environment(domain_id)
-    manifest = build_environment(domain, tools, out, seed=config.seed, n_states=config.n_states)
-    report = validate_environment(out, min_pass_rate=config.min_pass_rate)
-    context.log.info(f"{domain_id}: {len(tools)} tools, validation pass rate {report.pass_rate:.2f}")
+    manifest = build_environment(domain, tools, out, seed=config.seed, n_states=config.n_states, min_pass_rate=config.min_pass_rate)
+    context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
     return result(
         path=out,
-        digest=tree_digest(out),
+        digest=manifest.content_hash,
         metadata={
-            "tools": len(tools),
-            "collections": len(manifest.collections),
+            "tools": manifest.n_tools,
+            "collections": manifest.n_collections,
             "dependency_edges": manifest.n_edges,
             "initial_states": config.n_states,
-            "pass_rate": float(report.pass_rate),
+            "pass_rate": float(manifest.pass_rate),
             "dependency_graph": picture(out / "dependency_graph.png", f"dependency graph of {domain_id}"),
             "preview": preview([{"tool": t.name, "operation": t.operation} for t in tools], limit=10),
         },
         checks=[
             dg.AssetCheckResult(
                 check_name="environment_validation",
-                passed=bool(report.usable),
-                metadata={"pass_rate": float(report.pass_rate), "min_pass_rate": config.min_pass_rate},
+                passed=bool(manifest.usable),
+                metadata={"pass_rate": float(manifest.pass_rate), "min_pass_rate": config.min_pass_rate, "skipped_tools": len(manifest.skipped_tools)},
             )
         ],
     )

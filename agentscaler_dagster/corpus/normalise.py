@@ -29,6 +29,7 @@ Read / write classification (first rule that applies wins)
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from typing import Any
@@ -217,6 +218,10 @@ def make_tool_id(source_format: str, source_file: str, original_name: str, http_
     return content_hash([source_format, source_file, original_name, http_method, http_path, occurrence])[:20]
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def normalise(raw: dict, source_format: str, source_file: str, occurrence: int) -> tuple[dict | None, str | None]:
     """One loaded operation -> (tool record, None) or (None, filter reason).
 
@@ -251,6 +256,6 @@ def normalise(raw: dict, source_format: str, source_file: str, occurrence: int) 
         "http_path": path,
         "original_name": original,
         "_near": content_hash([name_key(name), signature(params)]),
-        "_exact": content_hash([name_key(name), description, params_json, returns_json]),
+        "_exact": _digest(name_key(name), description, params_json, returns_json or ""),
     }
     return record, None

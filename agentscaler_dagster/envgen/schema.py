@@ -261,6 +261,8 @@ class SchemaBuilder:
             kind = "action" if has_id else "create"
         if kind == "create" and has_id and verb not in CREATE_VERBS and not required:
             kind = "update"
+        if kind == "update" and not any(r["role"] == "field" for r in roles.values()):
+            kind = "action"  # "mark_patient_arrived(appointment_id)": nothing to set, the call itself is the change
         binding = {"kind": kind, "collection": coll_name, "params": roles, "verb": verb or "",
                    "operation": spec.operation}
         if kind == "status":

@@ -31,7 +31,11 @@ class OpenAICompatibleClient:
         max_retries: int = 3,
         max_concurrency: int = 8,
         backoff_s: float = 0.5,
+        structured_style: str = "json_schema",
     ):
+        if structured_style not in ("json_schema", "json_object"):
+            raise ValueError(f"structured_style must be json_schema (OpenAI, vLLM, SGLang) or json_object (llama.cpp server), got {structured_style!r}")
+        self.structured_style = structured_style
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.max_retries = max_retries
@@ -72,7 +76,11 @@ class OpenAICompatibleClient:
         if seed is not None:
             body["seed"] = seed
         if json_schema is not None:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
+            # llama-cpp-python's server takes the schema beside type json_object; the others follow OpenAI
+            if self.structured_style == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": json_schema}
+            else:
+                body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
         body.update(extra or {})
         reply = self._post("/chat/completions", body)
         try:

@@ -38,3 +38,6 @@ class UserSimulator(Protocol):
     def reply(self, messages: list[dict]) -> str | None:
         """The user's next message after the agent's text reply, or None when the user is done."""
         ...
+
+    # Optional: ``bind_task(task)`` is called by the episode loop before ``start`` when a user
+    # simulator defines it; the scripted simulator takes its private script (the gold actions) there.

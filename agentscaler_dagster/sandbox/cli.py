@@ -60,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
             mid = runtime.register(source)
         except ModuleRejected as exc:
             return _emit(False, None, "rejected: " + "; ".join(exc.problems), state)
-        if args.tool not in tool_functions(source):
+        names = tool_functions(source)
+        if args.tool not in names and "tool_" + args.tool not in names:
             available = ", ".join(tool_functions(source))
             return _emit(False, None, f"Error: tool '{args.tool}' not found; available tools: {available}", state)
         result = runtime.call(mid, args.tool, arguments, state)

@@ -175,22 +175,68 @@ class Environment:
 
 
 class Session:
-    """Walks and rollouts: the environment plus a current state, one call after another."""
+    """Walks and rollouts: the environment plus a current state, one call after another.
+
+    The state stays in the sandbox worker between calls: a call ships only the tool and its arguments,
+    and the worker sends the state back only when it changed (kept as text; parsed when ``state`` is read).
+    If the worker is replaced, the next call seeds the new one from the last committed state.
+    """
+
+    _counter = 0
 
     def __init__(self, env: Environment, state: dict):
+        Session._counter += 1
         self.env = env
-        self.state = state
+        self.sid = f"s{id(self):x}-{Session._counter}"
+        self._text = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+        self._state: dict | None = state
         self.history: list[dict] = []
 
-    def call(self, name: str, arguments: dict | None = None) -> ToolCallResult:
-        result = self.env.call(self.state, name, arguments)
-        self.state = result.state
-        self.history.append({"name": name, "arguments": arguments or {}, "ok": result.ok})
-        return result
+    @property
+    def state(self) -> dict:
+        if self._state is None:
+            self._state = json.loads(self._text)
+        return self._state
 
     @property
     def state_hash(self) -> str:
         return state_hash(self.state)
+
+    def call(self, name: str, arguments: dict | None = None) -> ToolCallResult:
+        env = self.env
+        arguments = {} if arguments is None else arguments
+        spec = env._specs.get(name)
+        if spec is None:
+            result = env.call(self.state, name, arguments)  # the same "not found" message
+        elif (problem := check_arguments(name, spec.parameters, arguments)) is not None:
+            result = ToolCallResult(False, None, problem, self.state)
+        else:
+            raw = env.runtime.session_call(env.module_id, self.sid, name, arguments, self._text)
+            if raw.ok:
+                if raw.state_text is not None:
+                    self._text, self._state = raw.state_text, None
+                result = _LazyResult(True, raw.output, None, self)
+            else:
+                error = raw.error or "the call failed"
+                if not raw.killed and not error.startswith("Error:"):
+                    error = f"Error: {error}"
+                result = _LazyResult(False, None, error, self, killed=raw.killed)
+        self.history.append({"name": name, "arguments": arguments, "ok": result.ok})
+        return result
+
+
+class _LazyResult(ToolCallResult):
+    """A session call's result: ``state`` is parsed only when someone reads it."""
+
+    def __init__(self, ok: bool, output: Any, error: str | None, session: Session, killed: bool = False):
+        self.ok, self.output, self.error, self.killed = ok, output, error, killed
+        self._session, self._text = session, session._text
+
+    @property
+    def state(self) -> dict:  # type: ignore[override]
+        if self._session._text is self._text:
+            return self._session.state
+        return json.loads(self._text)
 
 
 def load_rejected_reasons(exc: Exception) -> list[str]:

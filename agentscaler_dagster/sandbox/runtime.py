@@ -56,6 +56,7 @@ class RawResult:
     state: dict | None = None
     killed: bool = False
     meta: dict = field(default_factory=dict)
+    state_text: str | None = None
 
 
 class ModuleRejected(ValueError):
@@ -70,6 +71,25 @@ def module_id(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
+class _SessionMemo:
+    """Which state text the worker holds per session (by identity of the text object: no hashing)."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, str] = {}
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        sid, text = item
+        return self._held.get(sid) is text
+
+    def add(self, item: tuple[str, str]) -> None:
+        self._held[item[0]] = item[1]
+        while len(self._held) > 64:  # the worker forgets the oldest beyond this, so the memo does too
+            self._held.pop(next(iter(self._held)))
+
+    def discard_sid(self, sid: str) -> None:
+        self._held.pop(sid, None)
+
+
 class _WorkerProcess:
     def __init__(self, limits: Limits):
         env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
@@ -82,6 +102,7 @@ class _WorkerProcess:
         self.wfd = self.proc.stdin.fileno()
         self.rfd = self.proc.stdout.fileno()
         self.loaded: set[str] = set()
+        self.sessions_seen = _SessionMemo()
         self.buffer = bytearray()
         self.poller = select.poll()
         self.poller.register(self.rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
@@ -201,16 +222,19 @@ class Runtime:
         return self._worker.proc.pid if self._worker is not None else None
 
     # --- calls -----------------------------------------------------------------------------------------
-    def _exchange(self, worker: _WorkerProcess, request: dict, state: dict | None = None) -> dict:
+    def _exchange(self, worker: _WorkerProcess, request: dict, state_text: str | None = None) -> dict:
         payload = json.dumps(request, separators=(",", ":"), ensure_ascii=True)
-        if state is not None:
+        if state_text is not None:
             # the worker compares its state after the call with this text to see whether it changed
-            payload += "\n" + json.dumps(state, separators=(",", ":"), ensure_ascii=False)
-        payload = payload.encode("utf-8")
+            payload += "\n" + state_text
         deadline = time.monotonic() + self.limits.wall_seconds
-        worker.send(payload)
+        worker.send(payload.encode("utf-8"))
         body = worker.recv(deadline, self.limits.max_state_bytes + self.limits.max_output_bytes + 1024)
-        return json.loads(body)
+        meta, sep, new_state = body.partition(b"\n")
+        response = json.loads(meta)
+        if sep:
+            response["state_text"] = new_state.decode("utf-8")
+        return response
 
     def _death_reason(self, worker: _WorkerProcess) -> str:
         try:
@@ -228,6 +252,22 @@ class Runtime:
 
     def call(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
         """Run ``tool(state, **arguments)`` of module ``mid`` on a private copy of ``state``."""
+        text = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+        raw = self._call(mid, tool, arguments, text, None)
+        if raw.ok:
+            raw.state = state if raw.state_text is None else json.loads(raw.state_text)
+        else:
+            raw.state = state
+        return raw
+
+    def session_call(self, mid: str, sid: str, tool: str, arguments: dict, state_text: str) -> RawResult:
+        """Like call, for a session whose current state (``state_text``) the worker may already hold.
+
+        ``raw.state_text`` is the new state's JSON text when the call changed it, else None.
+        """
+        return self._call(mid, tool, arguments, state_text, sid)
+
+    def _call(self, mid: str, tool: str, arguments: dict, state_text: str, sid: str | None) -> RawResult:
         source = self._sources.get(mid)
         if source is None:
             raise KeyError(f"module {mid} is not registered with this runtime")
@@ -243,8 +283,13 @@ class Runtime:
                                 return RawResult(ok=False, error=loaded.get("error"), killed=True)
                             return RawResult(ok=False, error=loaded.get("error"))
                         worker.loaded.add(mid)
-                    response = self._exchange(
-                        worker, {"op": "call", "mid": mid, "tool": tool, "args": arguments}, state)
+                    request = {"op": "call", "mid": mid, "tool": tool, "args": arguments}
+                    if sid is not None:
+                        request["sid"] = sid
+                    ship = sid is None or (sid, state_text) not in worker.sessions_seen
+                    response = self._exchange(worker, request, state_text if ship else None)
+                    if response.get("reseed"):
+                        response = self._exchange(worker, request, state_text)
                 except TimeoutError:
                     self._replace_worker()
                     return RawResult(ok=False, killed=True,
@@ -264,11 +309,12 @@ class Runtime:
                 if response.get("fatal"):
                     self._replace_worker()
                     return RawResult(ok=False, killed=True, error=response.get("error"))
+                if sid is not None:
+                    worker.sessions_seen.discard_sid(sid)
+                    new_text = response.get("state_text") if response.get("ok") else None
+                    worker.sessions_seen.add((sid, new_text if new_text is not None else state_text))
                 if response.get("ok"):
-                    if response.get("unchanged"):
-                        return RawResult(ok=True, output=response.get("output"), state=state,
-                                         meta={"unchanged": True})
-                    return RawResult(ok=True, output=response.get("output"), state=response.get("state"))
+                    return RawResult(ok=True, output=response.get("output"), state_text=response.get("state_text"))
                 return RawResult(ok=False, error=response.get("error"),
                                  meta={"tool_error": bool(response.get("tool_error"))})
             return RawResult(ok=False, error="worker could not run the call")

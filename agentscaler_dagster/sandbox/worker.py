@@ -10,7 +10,10 @@ dumps. The parent enforces the wall clock and replaces a worker that dies.
 Requests:  {"op": "load", "mid": str, "source": str}
            {"op": "call", "mid": str, "tool": str, "args": {...}, "state": {...}}
            {"op": "ping"}
-Responses: {"ok": true, "output": ..., "state": {...}} | {"ok": false, "error": str, "fatal": bool}
+           a call frame carries the state after a newline ("<request>\n<state JSON>"); a call with a "sid"
+           and no state runs on the state this worker keeps for that session
+Responses: '{"ok": true, "output": ...}' + ("\n<state JSON>" when the state changed)
+           | {"ok": false, "error": str, "fatal": bool}
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class _Worker:
         self.code: dict[str, object] = {}
         # modules with nothing mutable at module level keep one namespace; others get a fresh one per call
         self.namespaces: dict[str, dict] = {}
+        self.sessions: dict[str, str] = {}
+        self.max_sessions = int(limits.get("max_sessions", 64))
         self.max_output = int(limits.get("max_output_bytes", 1_000_000))
         self.max_state = int(limits.get("max_state_bytes", 64_000_000))
         self.cpu_per_call = float(limits.get("cpu_seconds", 2.0))
@@ -149,7 +154,6 @@ class _Worker:
         request = json.loads(meta)
         if sep:
             request["state_text"] = state_text
-            request["state"] = json.loads(state_text)
         return request
 
     def load(self, mid: str, source: str) -> dict:
@@ -169,6 +173,12 @@ class _Worker:
             self.namespaces[mid] = namespace
         return {"ok": True}
 
+    def _remember(self, sid: str, state_text: str) -> None:
+        self.sessions.pop(sid, None)
+        self.sessions[sid] = state_text
+        while len(self.sessions) > self.max_sessions:
+            self.sessions.pop(next(iter(self.sessions)))
+
     def _fresh_globals(self, mid: str) -> dict:
         # a fresh namespace per call: a tool cannot carry data from one call to the next in module globals
         namespace = {"__builtins__": self.builtins, "__name__": "tool_module"}
@@ -180,7 +190,18 @@ class _Worker:
         if mid not in self.code:
             return {"ok": False, "error": f"module {mid} is not loaded", "fatal": False, "reload": True}
         tool = request["tool"]
-        state = request["state"]
+        sid = request.get("sid")
+        if "state_text" not in request:
+            # a session call: the state stays here between calls, the parent ships only tool and arguments
+            if sid not in self.sessions:
+                return {"ok": False, "error": "session state is not here", "fatal": False, "reseed": True}
+            request["state_text"] = self.sessions[sid]
+        elif sid is not None:
+            self._remember(sid, request["state_text"])
+        try:
+            state = json.loads(request["state_text"])  # the tool's private copy: a failure leaves nothing behind
+        except MemoryError:
+            return {"ok": False, "error": "killed: memory limit exceeded", "fatal": True}
         args = request.get("args") or {}
         try:
             namespace = self.namespaces.get(mid) or self._fresh_globals(mid)
@@ -217,14 +238,17 @@ class _Worker:
             return {"ok": False, "error": f"tool returned or stored a non-JSON value: {exc}", "fatal": False}
         if state_text == request.get("state_text"):
             state_text = None  # unchanged: the parent keeps the state it has
+        elif sid is not None:
+            self._remember(sid, state_text)
         return {"ok": True, "raw": True, "output_text": out_text, "state_text": state_text}
 
     def send_raw_ok(self, out_text: str, state_text: str) -> None:
         # splice already-encoded parts instead of encoding them twice
+        # "<meta JSON>\n<state JSON>": the parent need not parse a state it only keeps
         if state_text is None:
             body = ('{"ok":true,"unchanged":true,"output":' + out_text + "}").encode("utf-8")
         else:
-            body = ('{"ok":true,"output":' + out_text + ',"state":' + state_text + "}").encode("utf-8")
+            body = ('{"ok":true,"output":' + out_text + "}\n" + state_text).encode("utf-8")
         if len(body) > self.max_state + self.max_output + 64:
             self.send({"ok": False, "error": "response too large", "fatal": False})
             return

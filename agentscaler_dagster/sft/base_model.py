@@ -98,6 +98,7 @@ def save_model_dir(model, tokenizer, out_dir: Path) -> Path:
             continue  # the same storage as embed_tokens; from_pretrained re-ties it
         state[name] = tensor.detach().to("cpu").contiguous()
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(out_dir / "model.safetensors", 0o644)  # safetensors writes 0600; serving containers read it too
 
     config_dict = config.to_dict()
     config_dict.pop("quantization_config", None)  # else reload would look for the GGUF again

@@ -64,6 +64,11 @@ class TrainConfig(BaseModel):
     dist_backend: Literal["gloo", "nccl", "ccl"] | None = Field(default=None, description="None: gloo on CPU, nccl on GPU.")
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     gradient_checkpointing: bool = False
+    freeze_embeddings: bool = Field(
+        default=False,
+        description="Keep the (tied) token embeddings fixed: Gemma's 262k x 640 table is 63% of the 270M "
+        "parameters, so this cuts optimizer state and step time on CPU.",
+    )
     cpu_shm_allreduce: bool = Field(default=False, description="DeepSpeed's shared-memory all-reduce for multi-process CPU runs (a C++ op compiled on first use, minutes).")
     num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None: torch's default.")
     log_every: int = Field(default=1, ge=1, description="Write a metrics row (and report progress) every N steps.")
@@ -260,6 +265,9 @@ class SFTRecipe:
         self.world_size = int(os.environ["WORLD_SIZE"])
 
         model, self.tokenizer = load_model_and_tokenizer(config.model_dir, attn_implementation=config.attn_implementation)
+        if config.freeze_embeddings:
+            # with tied weights this also fixes lm_head: it is the same Parameter
+            model.get_input_embeddings().weight.requires_grad_(False)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         model.config.use_cache = False

@@ -164,7 +164,7 @@ def _synthesise_string(schema: dict, lname: str, rng: random.Random) -> str:
     elif fmt == "date-time" or lname.endswith("_at") or lname.endswith("time"):
         value = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
     elif fmt == "email" or "email" in lname:
-        value = f"{rng.choice(_WORDS)}.{rng.choice(_WORDS)}@example.com"
+        value = ".".join(rng.sample(_WORDS, 2)) + "@example.com"
     elif fmt in ("uri", "url") or lname.endswith("url"):
         value = f"https://example.com/{rng.choice(_WORDS)}"
     elif "phone" in lname:
@@ -173,7 +173,7 @@ def _synthesise_string(schema: dict, lname: str, rng: random.Random) -> str:
         prefix = lname[:-3] if lname.endswith("_id") else "id"
         value = f"{prefix[:3] or 'id'}-{rng.randint(100, 999)}"
     else:
-        value = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}"
+        value = " ".join(rng.sample(_WORDS, 2))
     min_len = int(schema.get("minLength", 0))
     max_len = schema.get("maxLength")
     if len(value) < min_len:

@@ -1,61 +1,13 @@
-"""A small, hand-written retail domain: a real environment for tests, demos and smoke runs.
+"""A small retail domain for tests, demos and smoke runs: five ToolSpecs and a hand-written database.
 
-Five tools (three reads, two writes) over customers and orders, written to the tool module
-contract and served by the sandbox runtime like any generated environment. It is deliberately
-tiny so that tests using it run in seconds.
+Three reads and two writes over customers and orders. ``build_demo_package`` turns them into a real
+environment package with envgen (generated schema, dependency graph, tool code, states), served by
+the sandbox runtime like any other domain; it is tiny so that tests using it run in seconds.
 """
 
 from __future__ import annotations
 
 from agentscaler_dagster.contracts import ToolSource, ToolSpec
-
-TOOL_MODULE = '''
-def get_customer(state, customer_id):
-    customer = state["customers"].get(customer_id)
-    if customer is None:
-        raise ToolError(f"customer {customer_id} not found")
-    return dict(customer)
-
-
-def list_orders(state, customer_id, status=None):
-    if customer_id not in state["customers"]:
-        raise ToolError(f"customer {customer_id} not found")
-    found = []
-    for order_id in sorted(state["orders"]):
-        order = state["orders"][order_id]
-        if order["customer_id"] == customer_id and (status is None or order["status"] == status):
-            found.append({"order_id": order_id, "status": order["status"]})
-    return found
-
-
-def get_order(state, order_id):
-    order = state["orders"].get(order_id)
-    if order is None:
-        raise ToolError(f"order {order_id} not found")
-    return dict(order)
-
-
-def cancel_order(state, order_id, reason):
-    order = state["orders"].get(order_id)
-    if order is None:
-        raise ToolError(f"order {order_id} not found")
-    if order["status"] != "pending":
-        raise ToolError(f"order {order_id} is {order['status']}; only pending orders can be cancelled")
-    order["status"] = "cancelled"
-    order["cancel_reason"] = reason
-    return {"order_id": order_id, "status": "cancelled"}
-
-
-def create_order(state, customer_id, item, quantity):
-    if customer_id not in state["customers"]:
-        raise ToolError(f"customer {customer_id} not found")
-    order_id = f"o-{len(state['orders']) + 1}"
-    state["orders"][order_id] = {
-        "order_id": order_id, "customer_id": customer_id, "item": item,
-        "quantity": quantity, "status": "pending",
-    }
-    return {"order_id": order_id, "status": "pending"}
-'''
 
 
 def _spec(name: str, description: str, properties: dict, required: list[str], operation: str) -> ToolSpec:
@@ -100,68 +52,41 @@ TOOL_SPECS = [
     ),
 ]
 
-DEPENDENCY_GRAPH = {
-    "nodes": [{"name": s.name, "operation": s.operation} for s in TOOL_SPECS],
-    "edges": [
-        {"source": "get_customer", "target": "list_orders", "field": "customer_id"},
-        {"source": "get_customer", "target": "create_order", "field": "customer_id"},
-        {"source": "list_orders", "target": "get_order", "field": "order_id"},
-        {"source": "list_orders", "target": "cancel_order", "field": "order_id"},
-        {"source": "get_order", "target": "cancel_order", "field": "order_id"},
-        {"source": "create_order", "target": "get_order", "field": "order_id"},
-        {"source": "create_order", "target": "cancel_order", "field": "order_id"},
-        {"source": "cancel_order", "target": "get_order", "field": "order_id"},
-    ],
-}
+def demo_snapshot() -> dict:
+    """The hand-written database of ``build_demo_package(from_snapshot=True)``."""
 
-SCHEMA = {
-    "domain_id": "demo-retail",
-    "collections": {
-        "customers": {"key": "customer_id", "fields": {"customer_id": "string", "name": "string", "tier": "string"}},
-        "orders": {
-            "key": "order_id",
-            "fields": {"order_id": "string", "customer_id": "string", "item": "string", "quantity": "integer", "status": "string"},
-        },
-    },
-}
-
-
-def initial_states() -> dict[str, dict]:
     def order(oid, cid, item, qty, status):
         return {"order_id": oid, "customer_id": cid, "item": item, "quantity": qty, "status": status}
 
     return {
-        "s0": {
-            "customers": {
-                "c-1": {"customer_id": "c-1", "name": "Ada Moss", "tier": "gold"},
-                "c-2": {"customer_id": "c-2", "name": "Ben Ortiz", "tier": "silver"},
-            },
-            "orders": {
-                "o-1": order("o-1", "c-1", "lamp", 1, "pending"),
-                "o-2": order("o-2", "c-1", "desk", 1, "shipped"),
-                "o-3": order("o-3", "c-2", "kettle", 2, "pending"),
-            },
+        "customers": {
+            "c-1": {"customer_id": "c-1", "name": "Ada Moss", "tier": "gold"},
+            "c-2": {"customer_id": "c-2", "name": "Ben Ortiz", "tier": "silver"},
         },
-        "s1": {
-            "customers": {"c-7": {"customer_id": "c-7", "name": "Cleo Park", "tier": "bronze"}},
-            "orders": {
-                "o-1": order("o-1", "c-7", "kettle", 1, "pending"),
-                "o-2": order("o-2", "c-7", "lamp", 3, "pending"),
-            },
+        "orders": {
+            "o-1": order("o-1", "c-1", "lamp", 1, "pending"),
+            "o-2": order("o-2", "c-1", "desk", 1, "shipped"),
+            "o-3": order("o-3", "c-2", "kettle", 2, "pending"),
         },
     }
 
 
-def demo_environment(**kwargs):
-    """The demo domain as a sandboxed ``Environment`` (close it, or use it as a context manager)."""
-    from agentscaler_dagster.sandbox import Environment
+def build_demo_package(out_dir, *, seed: int = 0, from_snapshot: bool = False, n_states: int = 3) -> str:
+    """Build the demo domain's environment package with envgen from its ToolSpecs; return its folder.
 
-    return Environment(
-        domain_id="demo-retail",
-        tool_specs=list(TOOL_SPECS),
-        source=TOOL_MODULE,
-        schema=SCHEMA,
-        initial_states=initial_states(),
-        dependency_graph_data=DEPENDENCY_GRAPH,
-        **kwargs,
-    )
+    ``from_snapshot=True`` keeps ``demo_snapshot()`` as the database (state id
+    ``snapshot``), so the ids are known in advance (customers c-1, c-2; orders o-1 pending, o-2
+    shipped, o-3 pending); otherwise envgen generates ``n_states`` initial states. Either way the
+    tool code is generated by envgen.
+    """
+    from agentscaler_dagster.contracts import Domain
+    from agentscaler_dagster.envgen import build_environment, build_environment_from_snapshot
+
+    domain = Domain(domain_id="demo-retail", label="retail orders", tool_ids=[s.tool_id for s in TOOL_SPECS])
+    if from_snapshot:
+        manifest = build_environment_from_snapshot(domain, list(TOOL_SPECS), demo_snapshot(), out_dir, seed=seed)
+    else:
+        manifest = build_environment(domain, list(TOOL_SPECS), out_dir, seed=seed, n_states=n_states)
+    if not manifest.usable:
+        raise RuntimeError(f"envgen built an unusable demo package at {out_dir} (pass rate {manifest.pass_rate})")
+    return str(out_dir)

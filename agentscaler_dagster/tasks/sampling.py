@@ -109,7 +109,8 @@ def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
 
 
 def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random) -> bool:
-    state_index = index_values(walk.state)
+    # top-level '_' keys are the runtime's bookkeeping (id counters), not records
+    state_index = index_values({k: v for k, v in walk.state.items() if not str(k).startswith("_")})
     output_index = None
     if walk.outputs:
         last = walk.outputs[-1]

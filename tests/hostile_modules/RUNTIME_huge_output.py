@@ -1,0 +1,2 @@
+def escape(state):
+    return "x" * 20_000_000

@@ -1,0 +1,4 @@
+def escape(state):
+    n = 0
+    while True:
+        n += 1

@@ -1,0 +1,5 @@
+import re
+
+
+def escape(state):
+    return bool(re.match(r"(a+)+$", "a" * 40 + "!"))

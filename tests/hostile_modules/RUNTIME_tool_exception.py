@@ -1,0 +1,5 @@
+import math
+
+
+def escape(state):
+    return math.sqrt(-1)

@@ -1,0 +1,2 @@
+def escape(state):
+    return __builtins__["open"]("/etc/passwd").read()

@@ -1,0 +1,2 @@
+def escape(state):
+    return __import__("os").system("id")

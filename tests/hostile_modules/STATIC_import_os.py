@@ -1,0 +1,5 @@
+import os
+
+
+def escape(state):
+    return os.listdir("/")

@@ -1,0 +1,6 @@
+class Meta(Exception, metaclass=type):
+    pass
+
+
+def escape(state):
+    return 1

@@ -1,0 +1,5 @@
+import re
+
+
+def escape(state):
+    return re.sys.modules["os"].getcwd()

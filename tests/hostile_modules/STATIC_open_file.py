@@ -1,0 +1,2 @@
+def escape(state):
+    return open("/etc/passwd").read()

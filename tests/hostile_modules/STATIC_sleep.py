@@ -1,0 +1,5 @@
+import time
+
+
+def escape(state):
+    time.sleep(3600)

@@ -1,0 +1,5 @@
+from math import *
+
+
+def escape(state):
+    return pi

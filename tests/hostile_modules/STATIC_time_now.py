@@ -1,0 +1,5 @@
+import datetime
+
+
+def escape(state):
+    return datetime.datetime.now().isoformat()

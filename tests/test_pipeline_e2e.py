@@ -1,0 +1,131 @@
+"""The whole asset graph, materialised on a small slice of the starter corpus, checked stage by stage.
+
+Real: a Dagster instance (sqlite, temporary DAGSTER_HOME), the three jobs executed in process exactly as
+`agentscaler materialize` runs them, the sandboxed environment workers, the MiniLM embedder, DeepSpeed
+on CPU launched through Dagster Pipes, and a tiny randomly initialised Gemma 3 model (the real 270M
+checkpoint is what the main job uses).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from agentscaler_dagster.artifacts import read_jsonl
+from agentscaler_dagster.contracts import state_hash
+from agentscaler_dagster.corpus import read_corpus
+from agentscaler_dagster.pipeline_cli import materialize_all
+from agentscaler_dagster.sandbox import Environment, check_module
+from agentscaler_dagster.tasks import read_tasks
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        summary = materialize_all(instance=instance, artifacts_root=str(root / "artifacts"), profile="smoke", log=lambda *_: None)
+        yield instance, root / "artifacts", summary
+
+
+def _materialization(instance, key: str, partition: str | None = None):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    assert records, f"{key} ({partition}) was never materialised"
+    return records[0].asset_materialization
+
+
+def test_every_run_succeeded(pipeline):
+    instance, _, summary = pipeline
+    assert summary["failed_domains"] == {}
+    for run_id in summary["runs"].values():
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_corpus_and_domains(pipeline):
+    instance, artifacts, _ = pipeline
+    tools = read_corpus(artifacts / "corpus")
+    report = json.loads((artifacts / "corpus" / "ingest_report.json").read_text())
+    assert report["inputs"] == 3 and report["ingested"] == len(tools) >= 30
+    domains = pq.read_table(artifacts / "domains" / "domains.parquet").to_pylist()
+    assert {row["tool_id"] for row in domains} == {t.tool_id for t in tools}
+    keys = set(instance.get_dynamic_partitions("domain"))
+    assert keys == {row["domain_id"] for row in domains} and len(keys) >= 2
+    meta = _materialization(instance, "domains").metadata
+    assert meta["n_domains"].value == len(keys)
+    assert "data:image/png;base64," in meta["size_distribution"].value
+    assert pq.read_table(artifacts / "domains" / "tool_graph_edges.parquet").num_rows > 0
+
+
+def test_each_domain_environment_tasks_and_trajectories(pipeline):
+    instance, artifacts, _ = pipeline
+    for domain_id in instance.get_dynamic_partitions("domain"):
+        package = artifacts / "environments" / domain_id
+        assert check_module((package / "tools_module.py").read_text()) == []
+        validation = json.loads((package / "validation.json").read_text())
+        assert validation["pass_rate"] >= 0.8
+        tasks = read_tasks(artifacts / "tasks" / domain_id / "tasks.jsonl")
+        assert tasks, f"{domain_id}: no tasks"
+        with Environment.load(package) as env:
+            for task in tasks:
+                state = env.initial_states[task.initial_state_id]
+                assert state_hash(state) == task.initial_state_hash
+                for action in task.gold_actions:
+                    outcome = env.call(state, action.name, action.arguments)
+                    assert outcome.ok, outcome.error
+                    state = outcome.state
+                assert state_hash(state) == task.gold_state_hash
+        episodes = read_jsonl(artifacts / "trajectories" / domain_id / "trajectories.jsonl")
+        assert len(episodes) == len(tasks)  # smoke profile: one trial per task
+        assert all(e["messages"][0]["role"] == "system" for e in episodes)
+        kept = read_jsonl(artifacts / "filtered_trajectories" / domain_id / "filtered_trajectories.jsonl")
+        funnel = json.loads((artifacts / "filtered_trajectories" / domain_id / "funnel.json").read_text())
+        assert {k["trajectory_id"] for k in kept} <= {e["trajectory_id"] for e in episodes}
+        assert len(kept) <= len(episodes)
+        gold = {t.task_id: t for t in tasks}
+        for trajectory in kept:
+            assert trajectory["final_state_hash"] == gold[trajectory["task_id"]].gold_state_hash
+        assert json.dumps(funnel)  # written
+        assert _materialization(instance, "environment", domain_id).metadata["pass_rate"].value >= 0.8
+
+
+def test_sft_datasets_respect_the_phase_split(pipeline):
+    _, artifacts, _ = pipeline
+    split = json.loads((artifacts / "sft" / "phase_split.json").read_text())
+    assert split["held_out"]
+    for phase, allowed in [(1, split["general"]), (2, split["vertical"])]:
+        records = read_jsonl(artifacts / "sft" / f"phase{phase}.jsonl")
+        assert records, f"phase {phase} dataset is empty"
+        assert {r["domain_id"] for r in records} <= set(allowed)
+        assert all(r["phase"] == phase and r["tools"] and r["messages"] for r in records)
+        assert not {r["domain_id"] for r in records} & set(split["held_out"])
+
+
+def test_training_and_evaluation(pipeline):
+    instance, artifacts, _ = pipeline
+    from safetensors.torch import load_file
+
+    base = load_file(str(artifacts / "models" / "base" / "model.safetensors"))
+    for phase in (1, 2):
+        out = artifacts / "models" / f"phase{phase}"
+        metrics = [m for m in read_jsonl(out / "metrics.jsonl") if "loss" in m]
+        assert len(metrics) == 2 and all(m["loss"] == m["loss"] for m in metrics)
+        tuned = load_file(str(out / "model.safetensors"))
+        assert any(not tuned[k].equal(base[k]) for k in base if k in tuned), f"phase {phase} did not change the weights"
+        assert "data:image/png;base64," in _materialization(instance, f"phase{phase}_checkpoint").metadata["loss_curve"].value
+    report = json.loads((artifacts / "evaluation" / "report.json").read_text())
+    assert set(report["pass_hat_k"]) == {"base", "agentscaler"}
+    for scores in report["pass_hat_k"].values():
+        assert all(0.0 <= float(v) <= 1.0 for v in scores.values())
+
+
+def test_materializations_carry_data_versions_and_code_versions(pipeline):
+    instance, _, _ = pipeline
+    for key in ["api_corpus", "tool_graph", "domains", "sft_dataset_phase1", "base_model", "evaluation"]:
+        materialization = _materialization(instance, key)
+        assert len(materialization.tags["dagster/data_version"]) == 64
+        assert "dagster/code_version" in materialization.tags
