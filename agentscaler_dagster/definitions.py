@@ -17,7 +17,6 @@ corpus_job = dg.define_asset_job(
 domain_job = dg.define_asset_job(
     "domain_job",
     selection=dg.AssetSelection.assets(*domain_assets),
-    partitions_def=domain_partitions,
     description="One domain: environment, tasks, trajectories, filtered trajectories.",
 )
 training_job = dg.define_asset_job(

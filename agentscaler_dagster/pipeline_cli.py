@@ -84,7 +84,7 @@ def _materialize(args: argparse.Namespace) -> int:
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     (root / "materialize_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     print(f"done in {summary['total_seconds']} s; artifacts under {root}")
-    print(f"evaluation report: {root / 'evaluation' / 'report.json'}")
+    print(f"evaluation report: {root / 'evaluation' / 'eval_report.json'}")
     print("open the UI: dagster dev -m agentscaler_dagster.definitions  (same DAGSTER_HOME)")
     return 1 if summary["failed_domains"] else 0
 

@@ -78,8 +78,9 @@ def test_similarity_edges_equal_dense_reference():
     iu = np.triu_indices(len(x), 1)
     sel = dense[iu] > 0.6
     s, t, w = iu[0][sel], iu[1][sel], dense[iu][sel]
-    for top_k in (None, 2, 7):
-        g = similarity_edges(x, 0.6, top_k, block_rows=37)  # block edges cut rows and columns unevenly
+    for top_k, bf16 in ((None, False), (2, False), (7, False), (None, True), (7, True)):
+        # block edges cut rows and columns unevenly; bf16 candidates are re-scored in float32
+        g = similarity_edges(x, 0.6, top_k, block_rows=37, bf16=bf16)
         if top_k is None:
             want = set(zip(s.tolist(), t.tolist()))
         else:
@@ -88,6 +89,25 @@ def test_similarity_edges_equal_dense_reference():
             assert np.bincount(g.sources, minlength=300).max() > 0
         assert set(zip(g.sources.tolist(), g.targets.tolist())) == want
         assert (g.sources < g.targets).all() and (g.weights > 0.6).all()
+
+
+def test_identical_parameter_lists_tie_to_one_representative(tmp_path):
+    from agentscaler_dagster.domains.graph import tool_graph
+
+    unique = np.eye(3, dtype=np.float32)
+    unique[1] = [0.8, 0.6, 0.0]  # text 1 is close to text 0; text 2 is far from both
+    inverse = np.array([0, 1, 0, 2, 0, 1])
+    g = tool_graph(unique, inverse, threshold=0.5, top_k=5)
+    got = {(int(a), int(b)): round(float(w), 3) for a, b, w in zip(g.sources, g.targets, g.weights)}
+    # copies of text 0 (tools 2, 4) and of text 1 (tool 5) hang on the first tool of their text
+    assert got == {(0, 1): 0.8, (0, 2): 1.0, (0, 4): 1.0, (1, 5): 1.0}
+
+    orders, _ = two_groups()
+    twins = [_tool(f"twin{i}", {"order_id": "Identifier of the customer order"}, api="twins.json") for i in range(4)]
+    r = discover_domains(orders + twins, tmp_path, hashing_config())
+    dom = r.domain_of()
+    assert len({dom[t.tool_id] for t in twins}) == 1
+    assert r.report["distinct_texts"] == 7
 
 
 def test_top_k_keeps_each_tools_strongest_links():
@@ -358,3 +378,14 @@ def test_minilm_places_similar_parameter_lists_closer():
     assert v.shape == (4, 384) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
     assert np.array_equal(v[0], v[3])
+
+
+def test_cache_keys_ending_in_zero_bytes_round_trip(tmp_path):
+    from agentscaler_dagster.domains.embed import text_key
+
+    emb = HashingEmbedder(dim=32)
+    texts = [f"p{i} (string)" for i in range(2000)]
+    assert any(text_key(emb.embedder_id, t).endswith(b"\x00") for t in texts)  # ~8 of 2000 do
+    embed_with_cache(texts, emb, tmp_path)
+    _, stats = embed_with_cache(texts, emb, tmp_path)
+    assert stats["embedded_new"] == 0 and stats["embedded_cached"] == 2000

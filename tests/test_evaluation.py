@@ -17,6 +17,7 @@ import pytest
 from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, state_hash
 from agentscaler_dagster.evaluation import (
     TransformersAgent,
+    episode_seed,
     evaluate,
     judge_episode,
     mean_pass_hat_k,
@@ -245,7 +246,14 @@ def test_transformers_agent_acts_and_evaluates_end_to_end(tiny_dir, tmp_path):
     assert agent.act(messages, env.tools) == first  # sampling is fixed by the episode seed
 
     task = make_task("t-add", [("add", {"n": 2})], {"count": 2})
-    report = evaluate({"base": tiny_dir}, [task], {"counter": env}, OneShotUser, trials_k=2, seed=0,
+    seeds: list[int] = []
+
+    def user_from_seed(seed):  # the one-argument factory form: a seed per (task, trial)
+        seeds.append(seed)
+        return OneShotUser(task, len(seeds))
+
+    report = evaluate({"base": tiny_dir}, [task], {"counter": env}, user_from_seed, trials_k=2, seed=0,
                       run_episode=simple_episode, max_new_tokens=4, max_turns=2)
+    assert seeds == [episode_seed(0, "t-add", 0), episode_seed(0, "t-add", 1)]
     assert report.models["base"].pass_hat_k == {"1": 0.0, "2": 0.0}  # noise does not add 2
     assert len(report.episodes) == 2 and all(e.error is None for e in report.episodes)

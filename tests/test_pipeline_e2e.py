@@ -117,10 +117,14 @@ def test_training_and_evaluation(pipeline):
         tuned = load_file(str(out / "model.safetensors"))
         assert any(not tuned[k].equal(base[k]) for k in base if k in tuned), f"phase {phase} did not change the weights"
         assert "data:image/png;base64," in _materialization(instance, f"phase{phase}_checkpoint").metadata["loss_curve"].value
-    report = json.loads((artifacts / "evaluation" / "report.json").read_text())
-    assert set(report["pass_hat_k"]) == {"base", "agentscaler"}
-    for scores in report["pass_hat_k"].values():
-        assert all(0.0 <= float(v) <= 1.0 for v in scores.values())
+    report = json.loads((artifacts / "evaluation" / "eval_report.json").read_text())
+    assert set(report["models"]) == {"base", "agentscaler"}
+    held_out = set(json.loads((artifacts / "sft" / "phase_split.json").read_text())["held_out"])
+    assert report["task_ids"] and set(report["domains"]) <= held_out
+    for model in report["models"].values():
+        assert model["tasks"] == len(report["task_ids"])
+        assert all(0.0 <= float(v) <= 1.0 for v in model["pass_hat_k"].values())
+    assert len(report["episodes"]) == 2 * len(report["task_ids"])  # two models, one trial each
 
 
 def test_materializations_carry_data_versions_and_code_versions(pipeline):

@@ -15,12 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import torch
 
 from agentscaler_dagster.contracts import Trajectory
 from agentscaler_dagster.sft.base_model import model_summary, prepare_base_model
-from agentscaler_dagster.sft.chat_template import normalize_messages, parse_assistant_output, render
+from agentscaler_dagster.sft.chat_template import parse_assistant_output, render
 from agentscaler_dagster.sft.records import (
     IGNORE_INDEX,
     build_sft_records,
@@ -108,6 +109,26 @@ def test_tiny_base_model_reloads_and_generates(tiny_dir, tokenizer):
     assert (again / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
 
 
+def test_tool_signatures_keep_types_enums_defaults_and_optionality():
+    from agentscaler_dagster.sft.chat_template import tool_signature
+
+    tool = {"type": "function", "function": {
+        "name": "update_ticket",
+        "description": "Change a ticket. Only open tickets can change.",
+        "parameters": {"type": "object", "required": ["ticket_id"], "properties": {
+            "ticket_id": {"type": "string", "description": "long prose that the signature leaves out"},
+            "priority": {"type": "integer", "minimum": 1, "default": 3},
+            "status": {"type": "string", "enum": ["open", "closed"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "due": {"type": "string", "format": "date"},
+        }},
+    }}
+    assert tool_signature(tool) == (
+        'update_ticket(ticket_id: string, priority?: integer = 3, status?: "open"|"closed", tags?: list[string], '
+        "due?: string(date)) - Change a ticket."
+    )
+
+
 def test_unknown_source_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown base model source 'llama'.*gemma3-270m, tiny"):
         prepare_base_model(tmp_path, source="llama")
@@ -119,7 +140,8 @@ def test_unknown_source_is_rejected(tmp_path):
 def test_chat_template_renders_tools_calls_and_results(tokenizer):
     text = render(tokenizer, conversation(7), TOOLS)
     assert text.startswith("<bos><start_of_turn>user\nYou are a shop agent.\n\n")
-    assert '"name": "get_order"' in text.split("Where is order W7?")[0]  # tools in the first user turn
+    # tools in the first user turn, one compact signature line each
+    assert "\nget_order(order_id: string) - Look up an order by id.\n\n" in text.split("Where is order W7?")[0]
     assert (
         "Where is order W7?<end_of_turn>\n<start_of_turn>model\n"
         '<tool_call>{"name": "get_order", "arguments": {"order_id": "W7"}}</tool_call><end_of_turn>\n'
@@ -284,6 +306,21 @@ def _run_train(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+def _run_train_through_pipes(settings: dict):
+    @dg.asset
+    def sft_model(context, pipes: dg.PipesSubprocessClient):
+        command = [sys.executable, "-m", "agentscaler_dagster.sft.train", "--config", str(CONFIGS / "tiny.yaml")]
+        env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        return pipes.run(command=command, context=context, extras={"config_overrides": settings}, env=env,
+                         cwd=str(REPO)).get_materialize_result()
+
+    result = dg.materialize([sft_model], resources={"pipes": dg.PipesSubprocessClient()},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    return event.materialization
+
+
 def _metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -315,17 +352,24 @@ def test_two_phase_training_with_deepspeed(tmp_path, tiny_dir, tokenizer):
     base_weights = load_file(str(tiny_dir / "model.safetensors"))
     trained = load_file(str(out1 / "model.safetensors"))
     assert set(trained) == set(base_weights) and "lm_head.weight" not in trained
+    assert json.loads((out1 / "config.json").read_text())["use_cache"] is True
     assert not torch.equal(trained["model.embed_tokens.weight"], base_weights["model.embed_tokens.weight"])
 
-    # phase 2 starts from the phase-1 checkpoint, ZeRO-2 this time
+    # phase 2 starts from the phase-1 checkpoint, ZeRO-2 this time, launched the way the pipeline launches
+    # it: Dagster Pipes (settings passed as extras), with progress and the materialisation reported back
     data2 = write_sft_dataset(build_sft_records([trajectory(9, domain="bank")], {"bank": TOOLS}, phase=2),
                               tmp_path / "phase2.jsonl")
-    done = _run_train(f"model_dir={out1}", f"dataset={data2}", f"output_dir={out2}", "phase=2", "zero_stage=2",
-                      "grad_accum=1", "max_steps=3")
-    assert done.returncode == 0, done.stderr[-3000:]
+    materialization = _run_train_through_pipes(
+        {"model_dir": str(out1), "dataset": str(data2), "output_dir": str(out2), "phase": 2, "zero_stage": 2,
+         "grad_accum": 1, "max_steps": 3}
+    )
     rows2 = _metrics(out2)
     assert [r["step"] for r in rows2] == [1, 2, 3]
     assert rows2[-1]["loss"] < rows2[0]["loss"]
+    reported = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    assert reported["steps"] == 3 and reported["phase"] == 2 and reported["path"] == str(out2)
+    assert reported["final_loss"] == pytest.approx(rows2[-1]["loss"])
+    assert materialization.tags["dagster/data_version"] == json.loads((out2 / "train_result.json").read_text())["weights_sha256"]
     phase2_config = (out2 / "train_config.yaml").read_text()
     assert f"model_dir: {out1}" in phase2_config and "phase: 2" in phase2_config
     AutoModelForCausalLM.from_pretrained(str(out2))
@@ -350,7 +394,33 @@ def test_real_gemma_270m_converts_and_reloads(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(str(out))
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     reload_seconds = time.perf_counter() - started
-    ids = tokenizer("The capital of France is", return_tensors="pt")
-    text = tokenizer.decode(model.generate(**ids, max_new_tokens=4, do_sample=False)[0, ids["input_ids"].shape[1]:])
-    assert "Paris" in text, text  # the real pretrained weights, not noise
+    prompt = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is"
+    ids = tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        loss = float(model(**ids, labels=ids["input_ids"]).loss)
+    text = tokenizer.decode(model.generate(**ids, max_new_tokens=3, do_sample=False)[0, ids["input_ids"].shape[1]:])
+    # the real pretrained weights, not noise: a random model scores ~12.5 nats per token here
+    assert loss < 4.0, loss
+    assert "Rome" in text, text
     print(f"convert {convert_seconds:.1f}s, reload {reload_seconds:.1f}s, continuation {text!r}")
+
+
+def test_labelled_token_loss_equals_the_models_own_loss(tiny_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from agentscaler_dagster.sft.train import _assistant_token_loss_module
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir))
+    record = build_sft_records([trajectory(2)], {"shop": TOOLS}, phase=1)[0]
+    example = tokenize_for_sft(record, tokenizer, max_length=4096)
+    batch = {k: torch.tensor([v]) for k, v in example.items()}
+    with torch.no_grad():
+        reference = model(**batch).loss
+        ours = _assistant_token_loss_module(model)(**batch)
+        # a user-turn token changes nothing that is scored directly: only labelled positions are in the loss
+        labels_only = torch.tensor([[IGNORE_INDEX] * len(example["labels"])])
+        labels_only[0, -3:] = batch["labels"][0, -3:]
+        few = _assistant_token_loss_module(model)(batch["input_ids"], batch["attention_mask"], labels_only)
+        few_reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels_only).loss
+    assert torch.isfinite(ours) and abs(float(ours) - float(reference)) < 1e-4
+    assert abs(float(few) - float(few_reference)) < 1e-4

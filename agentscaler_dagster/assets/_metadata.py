@@ -1,7 +1,5 @@
 """Small helpers shared by the thin assets: data versions, previews, pictures."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Any

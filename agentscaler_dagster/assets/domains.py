@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import dagster as dg
 from pydantic import Field
 
@@ -35,10 +33,7 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
     tools = read_corpus(layout.corpus)
     settings = {k: v for k, v in config.model_dump().items() if k != "max_domain_share" and v is not None}
     domain_config = DomainConfig(cache_dir=str(layout.embedding_cache), max_domain_share=config.max_domain_share, **settings)
-    found = discover_domains(
-        tools, layout.domains, domain_config,
-        progress=lambda done, total: context.log.info(f"embedded {done}/{total} tools"),
-    )
+    found = discover_domains(tools, layout.domains, domain_config, progress=context.log.info)
     keys = [d.domain_id for d in found.domains]
     instance = context.instance
     stale = sorted(set(instance.get_dynamic_partitions(domain_partitions.name)) - set(keys))

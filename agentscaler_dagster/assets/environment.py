@@ -1,12 +1,10 @@
-from __future__ import annotations
-
 import dagster as dg
 from pydantic import Field
 
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.corpus import read_corpus
-from agentscaler_dagster.domains import read_domains
+from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.envgen import build_environment
 from agentscaler_dagster.resources import ArtifactStore
 

@@ -1,6 +1,3 @@
-from __future__ import annotations
-
-import json
 from contextlib import ExitStack
 
 import dagster as dg
@@ -8,7 +5,7 @@ from pydantic import Field
 
 from agentscaler_dagster.artifacts import file_digest
 from agentscaler_dagster.assets._metadata import picture, result
-from agentscaler_dagster.domains import read_domains
+from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.evaluation import evaluate
 from agentscaler_dagster.resources import ArtifactStore, PhasePlan
 from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
@@ -54,17 +51,19 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, arti
             max_turns=config.max_turns,
             max_new_tokens=config.max_new_tokens,
             out_dir=layout.evaluation,
-            progress=lambda done, total: context.log.info(f"{done}/{total} evaluation episodes"),
         )
-    path = layout.evaluation / "report.json"
-    scores = json.loads(path.read_text())
+    path = layout.evaluation / "eval_report.json"
+    scores = {name: model.pass_hat_k for name, model in report.models.items()}
+    context.log.info(f"pass^k: {scores}")
     return result(
         path=path,
         digest=file_digest(path),
         metadata={
             "held_out_domains": dg.MetadataValue.json(split.held_out),
             "tasks": len(chosen),
-            "pass_hat_k": dg.MetadataValue.json(scores.get("pass_hat_k", {})),
+            "episodes": len(report.episodes),
+            "pass_hat_k": dg.MetadataValue.json(scores),
+            "delta_vs_base": dg.MetadataValue.json(report.delta_vs_baseline),
             "comparison": picture(layout.evaluation / "pass_hat_k.png", "pass^k, fine-tuned vs base"),
         },
     )

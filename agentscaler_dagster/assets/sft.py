@@ -1,12 +1,10 @@
-from __future__ import annotations
-
 import json
 
 import dagster as dg
 
 from agentscaler_dagster.artifacts import file_digest
 from agentscaler_dagster.assets._metadata import preview, result
-from agentscaler_dagster.domains import read_domains
+from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.resources import ArtifactStore, PhasePlan
 from agentscaler_dagster.rollout import read_trajectories
 from agentscaler_dagster.sft import build_sft_records, write_sft_dataset

@@ -1,7 +1,8 @@
 """Domain discovery (paper step 2): tool graph from parameter embeddings, communities as domains.
 
 ``discover_domains`` embeds each tool's parameter list, links tools whose embeddings have cosine
-similarity above ``threshold`` (at most ``top_k`` strongest links per tool), runs Leiden (or the
+similarity above ``threshold`` (at most ``top_k`` strongest links per tool; tools with identical text
+are tied to one representative, see ``graph.tool_graph``), runs Leiden (or the
 paper's Louvain) on that graph, splits giant communities, folds tiny ones into their neighbours and
 names each domain from its tools. No Dagster import here: the asset only wires.
 """
@@ -24,11 +25,11 @@ from agentscaler_dagster.domains.embed import (
     HashingEmbedder,
     MiniLMEmbedder,
     api_boilerplate,
-    embed_with_cache,
+    embed_unique,
     make_embedder,
     tool_text,
 )
-from agentscaler_dagster.domains.graph import ToolGraph, similarity_edges
+from agentscaler_dagster.domains.graph import ToolGraph, tool_graph
 from agentscaler_dagster.domains.labels import domain_id, make_labels
 
 __all__ = [
@@ -161,12 +162,14 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     skip = api_boilerplate(tools, config.drop_common_parameters) if config.drop_common_parameters is not None else {}
     texts = [tool_text(t, config.text_fields, skip.get(t.source.file, frozenset())) for t in tools]
     emb_model = embedder or make_embedder(config.embedder)
-    emb, embed_stats = embed_with_cache(texts, emb_model, config.cache_dir, progress=say)
+    unique_emb, inverse, embed_stats = embed_unique(texts, emb_model, config.cache_dir, progress=say)
+    emb = unique_emb[inverse]
     t_embed = time.perf_counter()
 
     # -- tool graph
-    say(f"tool graph over {n} tools (threshold {config.threshold}, top_k {config.top_k})")
-    graph = similarity_edges(emb, config.threshold, config.top_k, progress=say)
+    say(f"tool graph over {n} tools, {len(unique_emb)} distinct texts (threshold {config.threshold}, "
+        f"top_k {config.top_k})")
+    graph = tool_graph(unique_emb, inverse, config.threshold, config.top_k, progress=say)
     g = graph.to_igraph()
     t_graph = time.perf_counter()
 

@@ -42,7 +42,7 @@ def detect(g, *, algorithm: str, objective: str, resolution: float, seed: int) -
         import leidenalg as la
 
         part = la.find_partition(g, _partition_type(objective), weights=weights,
-                                 resolution_parameter=resolution, seed=seed, n_iterations=-1)
+                                 resolution_parameter=resolution, seed=seed, n_iterations=2)
         membership = part.membership
     elif algorithm == "louvain":
         if objective != "modularity":

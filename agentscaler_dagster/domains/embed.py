@@ -151,12 +151,17 @@ class EmbeddingCache:
                     vecs = np.load(vec_path, mmap_mode="r")
                 except (OSError, ValueError):
                     continue  # a torn or foreign shard only costs re-embedding
-                if vecs.ndim != 2 or vecs.shape[1] != self.dim or len(keys) != len(vecs):
+                if keys.dtype == np.dtype("S32"):  # shards of the first format: zero bytes were stripped
+                    keys = np.frombuffer(b"".join(k.ljust(32, b"\x00") for k in keys.tolist()),
+                                         dtype=np.uint8).reshape(-1, 32)
+                if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != 32 or vecs.ndim != 2 \
+                        or vecs.shape[1] != self.dim or len(keys) != len(vecs):
                     continue
                 shard = len(self._shards)
                 self._shards.append(vecs)
-                for row, key in enumerate(keys.tolist()):
-                    self._index.setdefault(key, (shard, row))
+                raw = keys.tobytes()
+                for row in range(len(keys)):
+                    self._index.setdefault(raw[32 * row : 32 * row + 32], (shard, row))
         return self._index
 
     def __len__(self) -> int:
@@ -178,7 +183,8 @@ class EmbeddingCache:
         if not keys:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        key_arr = np.array(keys, dtype="S32")
+        # raw digests as uint8 rows: numpy's "S" dtype would drop a digest's trailing zero bytes
+        key_arr = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
         name = hashlib.sha256(key_arr.tobytes()).hexdigest()[:24]
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         for suffix, arr in ((".vecs.npy", vecs), (".keys.npy", key_arr)):  # keys last: a shard counts once whole
@@ -224,7 +230,7 @@ class HashingEmbedder:
     break the per-text cache, so the stop-word list stands in for it.
     """
 
-    def __init__(self, dim: int = 1024):
+    def __init__(self, dim: int = 512):
         if dim < 16:
             raise ValueError(f"HashingEmbedder: dim must be >= 16, got {dim}")
         self.dim = dim
@@ -361,14 +367,15 @@ def make_embedder(name: str, **kwargs) -> Embedder:
     raise ValueError(f"unknown embedder {name!r}; expected 'minilm' or 'hashing'")
 
 
-def embed_with_cache(texts: list[str], embedder: Embedder, cache_dir: Path | str | None,
-                     progress=None) -> tuple[np.ndarray, dict]:
-    """Vectors for ``texts`` (one row each); only texts missing from the cache are embedded.
+def embed_unique(texts: list[str], embedder: Embedder, cache_dir: Path | str | None,
+                 progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Vectors of the distinct texts (sorted) and, per input text, the row of its vector.
 
-    Returns the vectors and counts: ``embedded_new`` (distinct texts embedded now), ``embedded_cached``
-    (distinct texts read from the cache), ``distinct_texts``.
+    Only texts missing from the cache are embedded. Counts: ``embedded_new`` (distinct texts embedded
+    now), ``embedded_cached`` (distinct texts read from the cache), ``distinct_texts``.
     """
-    unique = sorted(set(texts))
+    unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    unique = unique.tolist()
     keys = [text_key(embedder.embedder_id, t) for t in unique]
     if cache_dir is not None:
         cache = EmbeddingCache(cache_dir, embedder.embedder_id, embedder.dim)
@@ -384,9 +391,15 @@ def embed_with_cache(texts: list[str], embedder: Embedder, cache_dir: Path | str
         vecs[missing] = new
         if cache is not None:
             cache.store([keys[i] for i in missing], new)
-    pos = {t: i for i, t in enumerate(unique)}
     stats = {"embedded_new": int(len(missing)), "embedded_cached": int(found.sum()), "distinct_texts": len(unique)}
-    return vecs[[pos[t] for t in texts]], stats
+    return vecs, inverse.astype(np.int64).ravel(), stats
+
+
+def embed_with_cache(texts: list[str], embedder: Embedder, cache_dir: Path | str | None,
+                     progress=None) -> tuple[np.ndarray, dict]:
+    """One vector per text (see ``embed_unique``)."""
+    vecs, inverse, stats = embed_unique(texts, embedder, cache_dir, progress)
+    return vecs[inverse], stats
 
 
 def api_boilerplate(tools: list[ToolSpec], share: float, min_tools: int = 5) -> dict[str, frozenset[str]]:

@@ -6,6 +6,7 @@ knows only the contracts: a task, an environment object for its domain, a user s
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import traceback
@@ -18,7 +19,7 @@ from agentscaler_dagster.contracts import Task, Trajectory, content_hash
 from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, tool_calls_of
 
 RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
-UserFactory = Callable[[Task, int], Any]  # (task, trial) -> UserSimulator
+UserFactory = Callable[..., Any]  # (task, trial) -> UserSimulator, or (seed) -> UserSimulator
 AgentFactory = Callable[[str, Path], Any]  # (model name, model dir) -> AgentPolicy
 
 
@@ -88,7 +89,9 @@ def evaluate(
     """Run every model on every task ``trials_k`` times and compute pass^1..pass^trials_k per model.
 
     ``model_dirs`` maps a model name (e.g. ``base``, ``phase1``, ``phase2``) to its directory; the agent is
-    ``agent_factory(name, dir)``, by default a ``TransformersAgent``. ``run_episode`` starts from the
+    ``agent_factory(name, dir)``, by default a ``TransformersAgent``. ``user_factory`` is called as
+    ``user_factory(task, trial)``, or as ``user_factory(seed)`` when it takes one argument (the seed is
+    derived from (seed, task, trial)). ``run_episode`` starts from the
     task's initial state in ``env_by_domain[task.domain_id]``. An agent with a ``reset(seed=...)`` method
     is reset before each episode with a seed derived from (seed, task, trial). An episode that raises,
     or whose domain has no environment, counts as a failure and the rest go on. With ``out_dir``, writes
@@ -168,7 +171,7 @@ def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode,
     try:
         if hasattr(agent, "reset"):
             agent.reset(seed=episode_seed(seed, task.task_id, trial))
-        user = user_factory(task, trial)
+        user = _make_user(user_factory, task, trial, seed)
         trajectory = run_episode(task, env, agent, user, trial=trial, max_turns=max_turns)
     except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -183,6 +186,21 @@ def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode,
         trajectory_id=trajectory.trajectory_id,
         error=trajectory.error,
     )
+
+
+def _make_user(user_factory: UserFactory, task: Task, trial: int, seed: int):
+    """``user_factory(task, trial)``, or ``user_factory(episode_seed)`` for a one-argument factory
+    (e.g. ``lambda seed: ScriptedUserSimulator(seed=seed)``; run_episode binds the task)."""
+    try:
+        params = [
+            p for p in inspect.signature(user_factory).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) == 1 and params[0].kind != params[0].VAR_POSITIONAL:
+        return user_factory(episode_seed(seed, task.task_id, trial))
+    return user_factory(task, trial)
 
 
 def write_report(report: EvalReport, out_dir: Path) -> EvalReport:

@@ -106,6 +106,7 @@ def save_model_dir(model, tokenizer, out_dir: Path) -> Path:
     config_dict.pop("_model_name_or_path", None)
     config_dict["architectures"] = [type(model).__name__]
     config_dict["dtype"] = "float32"
+    config_dict["use_cache"] = True  # training turns the KV cache off; generation from the checkpoint wants it
     (out_dir / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
 
     end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)

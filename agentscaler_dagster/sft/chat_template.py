@@ -56,8 +56,12 @@ CHAT_TEMPLATE = (
     "{%- if tools -%}\n"
     "  {%- set ns = namespace(block='" + TOOLS_PREAMBLE.replace("\n", "\\n").replace("'", "\\'") + "') -%}\n"
     "  {%- for tool in tools -%}\n"
-    "    {%- set spec = tool['function'] if tool['function'] is defined else tool -%}\n"
-    "    {%- set ns.block = ns.block + '\\n' + (spec | tojson(sort_keys=true)) -%}\n"
+    "    {%- if tool['signature'] is defined -%}\n"
+    "      {%- set ns.block = ns.block + '\\n' + tool['signature'] -%}\n"
+    "    {%- else -%}\n"
+    "      {%- set spec = tool['function'] if tool['function'] is defined else tool -%}\n"
+    "      {%- set ns.block = ns.block + '\\n' + (spec | tojson(sort_keys=true)) -%}\n"
+    "    {%- endif -%}\n"
     "  {%- endfor -%}\n"
     "  {%- set preamble = (preamble + '\\n\\n' + ns.block) if preamble else ns.block -%}\n"
     "{%- endif -%}\n"
@@ -152,7 +156,7 @@ def render(tokenizer, messages: list[dict], tools: list[dict] | None = None, *, 
         )
     return tokenizer.apply_chat_template(
         normalize_messages(messages),
-        tools=tools or None,
+        tools=compact_tools(tools) or None,
         tokenize=False,
         add_generation_prompt=add_generation_prompt,
     )
@@ -200,3 +204,54 @@ def parse_assistant_output(text: str, *, call_id_prefix: str = "call", first_ind
     elif not reply:
         message["content"] = ""
     return message
+
+
+
+def _type_text(schema: Any, depth: int = 0) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if schema.get("enum"):
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_text(schema.get('items'), depth + 1)}]"
+    if kind == "object" and schema.get("properties") and depth < 2:
+        return "{" + ", ".join(_argument_text(n, sub, n in (schema.get("required") or []), depth + 1)
+                               for n, sub in schema["properties"].items()) + "}"
+    return "string(" + schema["format"] + ")" if kind == "string" and schema.get("format") else str(kind)
+
+
+def _argument_text(name: str, schema: Any, required: bool, depth: int = 0) -> str:
+    text = f"{name}{'' if required else '?'}: {_type_text(schema, depth)}"
+    if isinstance(schema, dict) and "default" in schema:
+        text += f" = {json.dumps(schema['default'])}"
+    return text
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    text = " ".join((text or "").split())
+    cut = text.find(". ")
+    if 0 < cut < limit:
+        return text[: cut + 1]
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def tool_signature(tool: dict) -> str:
+    """One line per tool: ``name(arg: type, optional?: type = default) - first sentence of the description``."""
+    spec = tool.get("function", tool)
+    parameters = spec.get("parameters") or {}
+    required = set(parameters.get("required") or [])
+    arguments = ", ".join(_argument_text(n, sub, n in required) for n, sub in (parameters.get("properties") or {}).items())
+    return f"{spec.get('name', '')}({arguments}) - {_first_sentence(spec.get('description', ''))}"
+
+
+def compact_tools(tools: list[dict] | None) -> list[dict] | None:
+    """Tools as the model sees them: one signature line each (names, types, enums, defaults, required).
+
+    A domain's full OpenAI schemas run to ~2,000 tokens, which leaves a 270M model on a CPU no room for
+    the conversation; a signature carries what a call needs in about a quarter of that. SFT records keep
+    the full schemas (other trainers read them); only the rendered prompt is compact.
+    """
+    if not tools:
+        return tools
+    return [{"signature": tool_signature(tool)} for tool in tools]

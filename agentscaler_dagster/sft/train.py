@@ -213,6 +213,36 @@ def plot_loss_curve(rows: list[dict], path: Path, *, title: str) -> Path | None:
     return path
 
 
+def _assistant_token_loss_module(model):
+    """Wrap a causal LM so its forward returns the loss on labelled tokens only.
+
+    The vocabulary projection runs only at the positions that carry a label: with Gemma's 262k-token
+    vocabulary the full [tokens x vocab] logits are most of a step's compute, and the masked positions
+    (system prompt, tools, user turns, tool outputs) need none of it. Same loss as the model's own
+    shifted cross-entropy (mean over labelled tokens).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class AssistantTokenLoss(torch.nn.Module):
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, input_ids, attention_mask, labels):
+            body = getattr(self.lm, self.lm.base_model_prefix)
+            hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            targets = labels[:, 1:]
+            keep = targets != IGNORE_INDEX
+            logits = self.lm.get_output_embeddings()(hidden[:, :-1][keep])
+            cap = getattr(self.lm.config, "final_logit_softcapping", None)
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            return F.cross_entropy(logits.float(), targets[keep])
+
+    return AssistantTokenLoss(model)
+
+
 class SFTRecipe:
     """setup -> train -> save_checkpoint -> cleanup (torchtune's recipe shape)."""
 
@@ -315,7 +345,7 @@ class SFTRecipe:
             "wall_clock_breakdown": False,
         }
         self.engine, _, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+            model=_assistant_token_loss_module(model), optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
         self.device = self.engine.device
 
@@ -363,7 +393,7 @@ class SFTRecipe:
                 losses, tokens, label_tokens = [], 0, 0
                 for _ in range(config.grad_accum):
                     batch = next(batches)
-                    loss = self.engine(**batch).loss
+                    loss = self.engine(**batch)
                     self.engine.backward(loss)
                     self.engine.step()  # DeepSpeed applies the update at the accumulation boundary
                     losses.append(float(loss.detach()))
@@ -405,7 +435,7 @@ class SFTRecipe:
         out = config.output_dir
         curve = None
         if self.rank == 0:
-            save_model_dir(self.engine.module, self.tokenizer, out)
+            save_model_dir(self.engine.module.lm, self.tokenizer, out)
             curve = plot_loss_curve(self.rows, out / "loss_curve.png", title=f"SFT phase {config.phase}")
             (out / "train_config.yaml").write_text(
                 f"# python -m agentscaler_dagster.sft.train --config {out / 'train_config.yaml'}\n"
@@ -460,6 +490,9 @@ def _run_with_pipes(config_path: Path, overrides: list[str]) -> TrainResult:
 
     with open_dagster_pipes() as pipes:
         extra = pipes.extras.get("config_overrides") or {}
+        if extra and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # only rank 0 talks to Dagster; the other ranks would train with different settings
+            raise ConfigError("config_overrides in Pipes extras reach rank 0 only: pass settings with --set when running several processes")
         config = load_config(config_path, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in sorted(extra.items()))])
 
         def progress(row: dict) -> None:
@@ -493,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     args, _unknown = parser.parse_known_args(argv)  # deepspeed's launcher adds --local_rank
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if os.environ.get("DAGSTER_PIPES_CONTEXT"):
+        # one process reports to Dagster: rank 0 (a launcher gives every rank the same environment)
+        if os.environ.get("DAGSTER_PIPES_CONTEXT") and os.environ.get("RANK", "0") == "0":
             result = _run_with_pipes(args.config, args.overrides)
         else:
             config = load_config(args.config, args.overrides)

@@ -1,0 +1,23 @@
+"""Read the domains a `discover_domains` run wrote (domains.parquet: tool_id, domain_id, label)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from agentscaler_dagster.contracts import Domain
+
+
+def read_domains(path: str | Path) -> dict[str, Domain]:
+    """``{domain_id: Domain}`` from a domains folder or its domains.parquet, tools in file order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "domains.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no domains.parquet; materialise `domains` (or run `agentscaler domains`) first")
+    domains: dict[str, Domain] = {}
+    for row in pq.read_table(path, columns=["tool_id", "domain_id", "label"]).to_pylist():
+        domain = domains.setdefault(row["domain_id"], Domain(domain_id=row["domain_id"], label=row["label"], tool_ids=[]))
+        domain.tool_ids.append(row["tool_id"])
+    return domains
