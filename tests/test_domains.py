@@ -331,6 +331,7 @@ def test_cli_contract(tmp_path, capsys):
     assert {"n_tools", "n_domains", "modularity", "seconds"} <= set(report)
     rows = pq.read_table(out / "domains.parquet").to_pylist()
     assert len(rows) == 12 and all(ID_RE.match(r["domain_id"]) for r in rows)
+    assert (out / "domain_graph.png").read_bytes()[:4] == b"\x89PNG"
 
     with pytest.raises(FileNotFoundError, match="corpus.parquet"):
         cli.handler(parser.parse_args(["domains", "--corpus", str(tmp_path / "nope"), "--out", str(out)]))

@@ -26,6 +26,7 @@ from agentscaler_dagster.tasks import read_tasks
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
+    (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
         summary = materialize_all(instance=instance, artifacts_root=str(root / "artifacts"), profile="smoke", log=lambda *_: None)
         yield instance, root / "artifacts", summary
