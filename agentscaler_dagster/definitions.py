@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from agentscaler_dagster.assets import all_assets, corpus_assets, domain_assets, domain_partitions, training_assets
-from agentscaler_dagster.resources import ArtifactStore, DeepSpeedTrainer, PhasePlan, RolloutBackend
+from agentscaler_dagster.resources import ArtifactStore, DeepSpeedTrainer, LLMEndpoint, PhasePlan, RolloutBackend
 
 corpus_job = dg.define_asset_job(
     "corpus_job",
@@ -44,6 +44,7 @@ def default_resources(artifacts_root: str | None = None) -> dict:
     return {
         "artifacts": ArtifactStore(root=artifacts_root or os.environ.get("AGENTSCALER_ARTIFACTS", "artifacts")),
         "rollout_backend": RolloutBackend(),
+        "llm": LLMEndpoint(),
         "phase_plan": PhasePlan(),
         "trainer": DeepSpeedTrainer(),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),

@@ -114,8 +114,8 @@ def part_sweep(lines: list[str]) -> None:
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     cache = CACHE / "embeddings"
     grid = [("minilm", "parameters", None, t) for t in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)]
-    grid += [("minilm", "parameters", 0.8, 0.6), ("minilm", "parameters", 0.8, 0.7),
-             ("minilm", "parameters+name", None, 0.6), ("minilm", "parameters+name", None, 0.7)]
+    grid += [("minilm", "parameters", 0.8, 0.65), ("minilm", "parameters", 0.8, 0.7),
+             ("minilm", "parameters+name", None, 0.65), ("minilm", "parameters+name", None, 0.7)]
     grid += [("hashing", "parameters", None, t) for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
     for emb, fields, drop, th in grid:
         cfg = DomainConfig(embedder=emb, text_fields=fields, drop_common_parameters=drop, threshold=th,

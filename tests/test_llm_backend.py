@@ -116,3 +116,43 @@ def test_rollout_backend_builds_the_openai_agent(server):
     assert isinstance(agent, OpenAIChatAgent) and agent.seed == 3
     reply = agent.act([{"role": "user", "content": "Hello"}], [])
     assert reply["role"] == "assistant"
+
+
+def test_llm_code_generator_goes_through_validation_and_falls_back(server, tmp_path: Path):
+    """A 270M base model cannot write a valid module: every attempt is recorded and the fallback is used."""
+    from agentscaler_dagster.contracts import Domain
+    from agentscaler_dagster.envgen import build_environment
+    from agentscaler_dagster.llm import LLMCodeGenerator
+    from agentscaler_dagster.tasks.demo_domain import TOOL_SPECS
+
+    domain = Domain(domain_id="demo-retail", label="retail orders", tool_ids=[s.tool_id for s in TOOL_SPECS])
+    client = OpenAICompatibleClient(base_url=server, model="gemma3-270m")
+    generator = LLMCodeGenerator(client, max_tokens=160)
+    manifest = build_environment(domain, list(TOOL_SPECS), tmp_path / "env", seed=0, code_generator=generator, max_attempts=2)
+    assert len(manifest.generator_attempts) == 2
+    assert all(a.get("problems") or a.get("error") for a in manifest.generator_attempts)
+    assert manifest.generator == "programmatic" and manifest.usable
+
+
+def test_llm_edge_verifier_answers_on_schema(server):
+    from agentscaler_dagster.llm import LLMEdgeVerifier
+    from agentscaler_dagster.tasks.demo_domain import TOOL_SPECS
+
+    tools = {t.name: t for t in TOOL_SPECS}
+    verifier = LLMEdgeVerifier(OpenAICompatibleClient(base_url=server, model="gemma3-270m", structured_style="json_object"))
+    names = sorted(tools)
+    decision = verifier(tools[names[0]], tools[names[1]])
+    assert isinstance(decision, bool)
+    recorded = verifier.decisions[(names[0], names[1])]
+    assert not recorded["reason"].startswith("kept: verification failed"), recorded
+
+
+def test_llm_edge_verifier_keeps_edges_when_the_server_is_down():
+    from agentscaler_dagster.llm import LLMEdgeVerifier
+    from agentscaler_dagster.tasks.demo_domain import TOOL_SPECS
+
+    a, b = TOOL_SPECS[:2]
+    client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{_free_port()}/v1", model="m", max_retries=0, timeout_s=2)
+    verifier = LLMEdgeVerifier(client)
+    assert verifier(a, b) is True
+    assert verifier.decisions[(a.name, b.name)]["reason"].startswith("kept: verification failed (BackendError")

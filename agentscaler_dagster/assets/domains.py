@@ -9,13 +9,17 @@ from agentscaler_dagster.domains import DomainConfig, discover_domains, largest_
 from agentscaler_dagster.resources import ArtifactStore
 
 
+# best NMI/ARI against the source grouping in the threshold sweep (benchmarks/RESULTS.md, Domain discovery)
+MEASURED_THRESHOLDS = {"minilm": 0.65, "hashing": 0.5}
+
+
 class DomainsConfig(dg.Config):
     embedder: str = Field(default="minilm", description="minilm (all-MiniLM-L6-v2, offline) or hashing (no model).")
-    threshold: float | None = Field(default=None, description="Cosine similarity above which two tools are linked; empty: the measured default.")
+    threshold: float | None = Field(default=None, description="Cosine similarity above which two tools are linked; empty: the measured default of the embedder (minilm 0.65, hashing 0.5; benchmarks/RESULTS.md).")
     algorithm: str = Field(default="leiden", description="leiden (default) or louvain (the paper's choice).")
     resolution: float = Field(default=1.0, description="Community detection resolution.")
     seed: int = Field(default=0, description="Seed for community detection.")
-    max_domain_share: float = Field(default=0.5, description="The domain check fails when one domain holds more than this share of all tools.")
+    max_domain_share: float = Field(default=0.25, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
 
 
 @dg.multi_asset(
@@ -31,8 +35,10 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
     """Embed each tool's parameter list, link similar tools, detect communities, register domains."""
     layout = artifacts.layout
     tools = read_corpus(layout.corpus)
-    settings = {k: v for k, v in config.model_dump().items() if k != "max_domain_share" and v is not None}
-    domain_config = DomainConfig(cache_dir=str(layout.embedding_cache), max_domain_share=config.max_domain_share, **settings)
+    settings = {k: v for k, v in config.model_dump().items() if v is not None}
+    if config.threshold is None and config.embedder in MEASURED_THRESHOLDS:
+        settings["threshold"] = MEASURED_THRESHOLDS[config.embedder]
+    domain_config = DomainConfig(cache_dir=str(layout.embedding_cache), **settings)
     found = discover_domains(tools, layout.domains, domain_config, progress=context.log.info)
     keys = [d.domain_id for d in found.domains]
     instance = context.instance

@@ -6,13 +6,17 @@ from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.envgen import build_environment
-from agentscaler_dagster.resources import ArtifactStore
+from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier
+from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
 
 
 class EnvironmentConfig(dg.Config):
     n_states: int = Field(default=3, description="Initial states per domain.")
     seed: int = Field(default=0, description="Seed for schema, code and initial states.")
     min_pass_rate: float = Field(default=0.8, description="An environment below this validation pass rate is not used downstream.")
+    code_generator: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the tool module; validated, with fallback).")
+    max_generator_attempts: int = Field(default=3, description="LLM attempts before falling back to the programmatic generator.")
+    verify_edges: bool = Field(default=False, description="Ask the `llm` resource to veto candidate dependency edges.")
 
 
 @dg.asset(
@@ -23,7 +27,9 @@ class EnvironmentConfig(dg.Config):
     kinds={"python", "json"},
     check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True)],
 )
-def environment(context: dg.AssetExecutionContext, config: EnvironmentConfig, artifacts: ArtifactStore) -> dg.MaterializeResult:
+def environment(
+    context: dg.AssetExecutionContext, config: EnvironmentConfig, artifacts: ArtifactStore, llm: LLMEndpoint
+) -> dg.MaterializeResult:
     """Programmatic materialisation: dependency graph, database schema, tool code, initial states."""
     layout = artifacts.layout
     domain_id = context.partition_key
@@ -31,7 +37,14 @@ def environment(context: dg.AssetExecutionContext, config: EnvironmentConfig, ar
     wanted = set(domain.tool_ids)
     tools = [t for t in read_corpus(layout.corpus) if t.tool_id in wanted]
     out = layout.environment(domain_id)
-    manifest = build_environment(domain, tools, out, seed=config.seed, n_states=config.n_states, min_pass_rate=config.min_pass_rate)
+    if config.code_generator not in ("programmatic", "llm"):
+        raise ValueError(f"code_generator must be programmatic or llm, got {config.code_generator!r}")
+    generator = LLMCodeGenerator(llm.client(), seed=config.seed) if config.code_generator == "llm" else None
+    verifier = LLMEdgeVerifier(llm.client()) if config.verify_edges else None
+    manifest = build_environment(
+        domain, tools, out, seed=config.seed, n_states=config.n_states, min_pass_rate=config.min_pass_rate,
+        code_generator=generator, edge_verifier=verifier, max_attempts=config.max_generator_attempts,
+    )
     context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
     return result(
         path=out,
@@ -42,6 +55,8 @@ def environment(context: dg.AssetExecutionContext, config: EnvironmentConfig, ar
             "dependency_edges": manifest.n_edges,
             "initial_states": config.n_states,
             "pass_rate": float(manifest.pass_rate),
+            "generator": manifest.generator,
+            "generator_attempts": dg.MetadataValue.json(manifest.generator_attempts),
             "dependency_graph": picture(out / "dependency_graph.png", f"dependency graph of {domain_id}"),
             "preview": preview([{"tool": t.name, "operation": t.operation} for t in tools], limit=10),
         },

@@ -63,8 +63,8 @@ class DomainConfig(BaseModel):
         description="Leave out of the embedded text the parameters present on more than this share of one API's "
         "tools (API keys, standard query parameters); None keeps every parameter.")
     threshold: float = Field(
-        default=0.7, ge=-1.0, le=1.0,
-        description="Cosine similarity above which two tools are linked in the tool graph. 0.7 is the measured "
+        default=0.65, ge=-1.0, le=1.0,
+        description="Cosine similarity above which two tools are linked in the tool graph. 0.65 is the measured "
         "choice for 'minilm'; for 'hashing' use about 0.5 (benchmarks/RESULTS.md, Domain discovery).")
     top_k: int | None = Field(
         default=20, ge=1,
@@ -180,12 +180,23 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
                         resolution=config.resolution, seed=config.seed)
     n_communities_raw = int(membership.max()) + 1 if n else 0
     raw_modularity = modularity(g, membership)
-    membership, split_log = split_giants(g, membership, max_share=config.max_domain_share,
-                                         algorithm=config.algorithm, objective=config.objective,
-                                         resolution=config.resolution, seed=config.seed)
     floor = config.attach_floor if config.attach_floor is not None else config.threshold - 0.2
-    membership, fold_stats = fold_tiny(membership, graph.sources, graph.targets, graph.weights, emb,
-                                       min_size=config.min_domain_size, attach_floor=floor)
+    cap = max(1, int(np.floor(config.max_domain_share * n)))
+    split_log: list[dict] = []
+    fold_stats: dict[str, int] = {}
+    # folding can push a domain back over the cap (isolated tools join by similarity): split and fold
+    # again; the tools that joined without edges fall into a piece of the split domain the second time
+    for _ in range(3):
+        membership, log = split_giants(g, membership, max_share=config.max_domain_share,
+                                       algorithm=config.algorithm, objective=config.objective,
+                                       resolution=config.resolution, seed=config.seed)
+        split_log += log
+        membership, stats = fold_tiny(membership, graph.sources, graph.targets, graph.weights, emb,
+                                      min_size=config.min_domain_size, attach_floor=floor)
+        fold_stats = {k: fold_stats.get(k, 0) + v for k, v in stats.items()}
+        real = membership[membership != MISC]
+        if not len(real) or np.bincount(real).max() <= cap or (log and not any(e["split"] for e in log)):
+            break
     final_modularity = modularity(g, membership)
     t_comm = time.perf_counter()
 

@@ -2,5 +2,6 @@
 
 from agentscaler_dagster.llm.client import BackendError, OpenAICompatibleClient
 from agentscaler_dagster.llm.agent import OpenAIChatAgent
+from agentscaler_dagster.llm.envgen import LLMCodeGenerator, LLMEdgeVerifier
 
-__all__ = ["BackendError", "OpenAIChatAgent", "OpenAICompatibleClient"]
+__all__ = ["BackendError", "LLMCodeGenerator", "LLMEdgeVerifier", "OpenAIChatAgent", "OpenAICompatibleClient"]
