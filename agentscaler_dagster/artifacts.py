@@ -105,3 +105,18 @@ def png_markdown(path: str | Path, alt: str = "") -> str:
     """A markdown image with the PNG inlined, which the Dagster UI renders in asset metadata."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f"![{alt}](data:image/png;base64,{data})"
+
+
+def read_model_jsonl(path: str | Path, model, what: str) -> list:
+    """Validate every non-blank line of a JSONL file as ``model``; a bad line names the file, line and ``what``."""
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(model.model_validate_json(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: not {what}: {exc}") from exc
+    return rows

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from agentscaler_dagster.artifacts import read_model_jsonl
 from agentscaler_dagster.contracts import Task, Trajectory, canonical_json, content_hash, state_hash
 from agentscaler_dagster.rollout.protocols import AgentPolicy, UserSimulator
 from agentscaler_dagster.rollout.simulators import STOP_MARKER
@@ -275,14 +276,4 @@ def write_trajectories(trajectories: Iterable[Trajectory], path: str | Path, *, 
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    path = Path(path)
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(Trajectory.model_validate_json(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: not a valid trajectory: {exc}") from exc
-    return out
+    return read_model_jsonl(path, Trajectory, "a valid trajectory")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agentscaler_dagster.artifacts import read_model_jsonl
 from agentscaler_dagster.contracts import SFTRecord, Trajectory, canonical_json
 from agentscaler_dagster.sft.chat_template import normalize_messages, render
 
@@ -74,16 +75,7 @@ def read_sft_dataset(path: Path) -> list[SFTRecord]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"SFT dataset {path} does not exist; write it with write_sft_dataset")
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(SFTRecord.model_validate_json(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not an SFT record: {exc}") from exc
-    return records
+    return read_model_jsonl(path, SFTRecord, "an SFT record")
 
 
 def assistant_spans(record: SFTRecord | dict, tokenizer) -> tuple[str, list[tuple[int, int]]]:

@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable
 
+from agentscaler_dagster.artifacts import read_model_jsonl
 from agentscaler_dagster.contracts import GoldAction, Task, canonical_json, content_hash, state_hash
 from agentscaler_dagster.tasks.arguments import fill_arguments, index_values
 from agentscaler_dagster.tasks.environment import EnvironmentLike, tool_specs_by_name
@@ -242,14 +243,4 @@ def write_tasks(tasks: Iterable[Task], path: str | Path) -> Path:
 
 
 def read_tasks(path: str | Path) -> list[Task]:
-    path = Path(path)
-    tasks = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                tasks.append(Task.model_validate_json(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: not a valid task: {exc}") from exc
-    return tasks
+    return read_model_jsonl(path, Task, "a valid task")
