@@ -18,6 +18,8 @@ PROFILES: dict[str, dict] = {
     "default": {},
     "smoke": {
         "api_corpus": {"max_files": 3},
+        # three services only: let each stay one domain instead of splitting at a tenth of 45 tools
+        "tool_graph_and_domains": {"max_domain_share": 0.5},
         "tasks": {"n_tasks": 4},
         "trajectories": {"trials": 1},
         "base_model": {"source": "tiny"},

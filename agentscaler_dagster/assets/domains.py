@@ -19,7 +19,8 @@ class DomainsConfig(dg.Config):
     algorithm: str = Field(default="leiden", description="leiden (default) or louvain (the paper's choice).")
     resolution: float = Field(default=1.0, description="Community detection resolution.")
     seed: int = Field(default=0, description="Seed for community detection.")
-    max_domain_share: float = Field(default=0.25, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
+    # a domain's tools all go into the agent's prompt: bounded domains keep that prompt trainable
+    max_domain_share: float = Field(default=0.1, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
 
 
 @dg.multi_asset(
