@@ -31,7 +31,9 @@ PROFILES: dict[str, dict] = {
 
 
 def run_config_for(defs, profile: str, job_name: str, overrides: dict | None = None) -> dict:
-    settings = {**PROFILES[profile], **(overrides or {})}
+    settings = {node: dict(cfg) for node, cfg in PROFILES[profile].items()}
+    for node, cfg in (overrides or {}).items():
+        settings.setdefault(node, {}).update(cfg)
     job = defs.resolve_job_def(job_name)
     ops = {node: cfg for node, cfg in settings.items() if job.graph.has_node_named(node)}
     return {"ops": {node: {"config": cfg} for node, cfg in ops.items()}} if ops else {}
@@ -79,6 +81,14 @@ def materialize_all(
 
 
 def _materialize(args: argparse.Namespace) -> int:
+    if not os.environ.get("DAGSTER_HOME"):
+        # the UI must find these runs later: a persistent instance, never an ephemeral one
+        home = Path(".dagster_home").resolve()
+        home.mkdir(exist_ok=True)
+        if not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(home)
+        print(f"DAGSTER_HOME was not set; using {home}")
     root = Path(args.artifacts or os.environ.get("AGENTSCALER_ARTIFACTS", "artifacts")).resolve()
     overrides = json.loads(args.config) if args.config else None
     started = time.monotonic()
@@ -87,7 +97,7 @@ def _materialize(args: argparse.Namespace) -> int:
     (root / "materialize_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     print(f"done in {summary['total_seconds']} s; artifacts under {root}")
     print(f"evaluation report: {root / 'evaluation' / 'eval_report.json'}")
-    print("open the UI: dagster dev -m agentscaler_dagster.definitions  (same DAGSTER_HOME)")
+    print(f"open the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -m agentscaler_dagster.definitions")
     return 1 if summary["failed_domains"] else 0
 
 

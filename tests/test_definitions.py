@@ -71,3 +71,12 @@ def test_dg_check_defs_passes(repo_root: Path):
     assert dg_cli, "dg (dagster-dg-cli) is a dependency and must be installed"
     proc = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_materialize_run_config_merges_overrides_into_the_profile():
+    from agentscaler_dagster.pipeline_cli import run_config_for
+
+    config = run_config_for(defs, "smoke", "training_job", {"evaluation": {"max_tasks": 1}, "base_model": {"source": "tiny"}})
+    assert config["ops"]["evaluation"]["config"] == {"max_tasks": 1, "trials_k": 1, "max_turns": 4, "max_new_tokens": 16}
+    assert "api_corpus" not in config["ops"]  # not a node of training_job
+    assert run_config_for(defs, "default", "corpus_job") == {}
