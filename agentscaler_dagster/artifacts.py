@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 
 class ArtifactLayout:
@@ -82,18 +82,6 @@ def tree_digest(root: str | Path, *, exclude: Iterable[str] = ()) -> str:
         digest.update(b"\0")
         digest.update(file_digest(path).encode())
     return digest.hexdigest()
-
-
-def write_jsonl(rows: Iterable[Any], path: str | Path) -> int:
-    """Write rows as sorted-key JSON lines; returns the count."""
-    count = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            if hasattr(row, "model_dump"):
-                row = row.model_dump(mode="json")
-            handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-            count += 1
-    return count
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
