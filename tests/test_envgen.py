@@ -270,3 +270,96 @@ def test_starter_corpus_groups(tmp_path, runtime):
         failures = [(t["tool"], t["error"]) for t in report["tools"] if not t["ok"]]
         assert m.pass_rate >= 0.9, (title, failures)
         assert m.n_edges > 0 and m.n_collections >= 2
+
+
+# ------------------------------------------------------------------ dependency edges by embedding similarity
+
+# (required input's field, offered output field, feeds?) — labelled by hand; the matcher's guards and
+# thresholds must get every one right with the real MiniLM model
+NAME_PAIRS = [
+    ("contactid", "contact_id", True),            # run-together id
+    ("customerID", "customer_id", True),
+    ("application_id", "app_id", True),           # abbreviation, head nouns embed close
+    ("source_lang", "source_language", True),
+    ("email_address", "email", True),             # filler word
+    ("first_name", "name_first", True),           # word order
+    ("subscription_id", "subscriptions_get_id", True),  # verb left in a generated name
+    ("adclient_id", "accounts_adclient_id", True),      # role prefix
+    ("event_id", "event_ids", True),
+    ("device_id", "device_tag_id", False),        # a more specific entity
+    ("user_id", "user_account_id", False),
+    ("collection_id", "collection_listing_id", False),
+    ("start_date", "end_date", False),            # contrast words
+    ("lat", "start_lat", False),
+    ("parent_id", "child_id", False),
+    ("departure_airport_code", "arrival_airport_code", False),
+    ("customer_id", "customer_name", False),      # an id never takes a value field
+    ("visitor_history", "location_history", False),  # different modifiers on both sides
+    ("callback_uri", "callback_url", False),      # heads differ in meaning
+    ("order_id", "invoice_id", False),
+    ("leave_application_id", "app_id", False),   # a role word and a different head word at once
+]
+
+
+@pytest.fixture(scope="module")
+def field_matcher():
+    from agentscaler_dagster.domains.embed import make_embedder
+    from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
+
+    return FieldMatcher(make_embedder("minilm"))
+
+
+def test_field_matcher_labelled_pairs(field_matcher):
+    field_matcher.prepare([f for pair in NAME_PAIRS for f in pair[:2]])
+    wrong = [(a, b, want) for a, b, want in NAME_PAIRS if (field_matcher.match(a, b) is not None) != want]
+    assert not wrong, f"misjudged name pairs: {wrong}"
+    exact = field_matcher.match("contactid", "contact_id")
+    assert exact.score == 1.0 and exact.head_score == 1.0  # the same words after splitting
+    assert 0.8 <= field_matcher.match("application_id", "app_id").score < 1.0
+
+
+def messaging_tools() -> list[ToolSpec]:
+    return [
+        _tool("list_contacts", "read", {"limit": I}, []),
+        _tool("get_contact", "read", {"contact_id": S}, ["contact_id"]),
+        # names the contact its own way: no tool returns a field called "contactid"
+        _tool("send_message", "write", {"contactid": S, "body": S}, ["contactid", "body"]),
+        _tool("list_device_tags", "read", {}, [], returns={"type": "array", "items": {
+            "type": "object", "properties": {"device_tag_id": S, "label": S}}}),
+        _tool("reboot_device", "write", {"device_id": S}, ["device_id"]),
+    ]
+
+
+def test_embedding_edges_feed_tasks(tmp_path, runtime, field_matcher):
+    from agentscaler_dagster.envgen.depgraph import build_dependency_graph
+    from agentscaler_dagster.envgen.schema import derive_schema
+    from agentscaler_dagster.tasks import sample_tasks
+
+    tools = messaging_tools()
+    schema = derive_schema("messaging", tools)
+    by_name = build_dependency_graph(tools, schema)
+    assert not by_name.has_edge("list_contacts", "send_message")
+    graph = build_dependency_graph(tools, schema, field_matcher=field_matcher)
+    assert set(by_name.edges) < set(graph.edges)
+    edge = graph.edges["list_contacts", "send_message"]
+    assert edge["match"] == "embedding" and edge["sources"] == {"contactid": "contact_id"}
+    assert edge["similarity"] == 1.0
+    assert graph.edges["list_contacts", "get_contact"]["match"] == "name"
+    assert not graph.has_edge("list_device_tags", "reboot_device")  # device_tag_id is not a device_id
+
+    domain = Domain(domain_id="messaging", label="messaging", tool_ids=[t.tool_id for t in tools])
+    manifest = build_environment(domain, tools, tmp_path / "messaging", seed=3, runtime=runtime,
+                                 field_matcher=field_matcher)
+    assert manifest.n_embedding_edges >= 1 and manifest.edge_matcher == field_matcher.matcher_id
+    with Environment.load(tmp_path / "messaging", runtime=runtime) as env:
+        contacts = set(env.initial_states[sorted(env.initial_states)[0]]["contacts"])
+        linked = []
+        for task in sample_tasks(env, n_tasks=30, seed=5, min_walk_length=2, max_walk_length=2):
+            names = [a.name for a in task.gold_actions]
+            if names == ["list_contacts", "send_message"]:
+                linked.append(task)
+        assert linked, "no walk took the embedding edge list_contacts -> send_message"
+        for task in linked:
+            # the value came from the listed contacts, not from a made-up string
+            assert task.gold_actions[1].arguments["contactid"] in contacts | {
+                k for s in env.initial_states.values() for k in s["contacts"]}

@@ -91,7 +91,11 @@ def test_each_domain_environment_tasks_and_trajectories(pipeline):
         for trajectory in kept:
             assert trajectory["final_state_hash"] == gold[trajectory["task_id"]].gold_state_hash
         assert json.dumps(funnel)  # written
-        assert _materialization(instance, "environment", domain_id).metadata["pass_rate"].value >= 0.8
+        env_meta = _materialization(instance, "environment", domain_id).metadata
+        assert env_meta["pass_rate"].value >= 0.8
+        # edges are matched by name and, by default, by MiniLM similarity of the names
+        assert env_meta["edge_matcher"].value.startswith("minilm")
+        assert 0 <= env_meta["dependency_edges_by_embedding"].value <= env_meta["dependency_edges"].value
 
 
 def test_sft_datasets_respect_the_phase_split(pipeline):

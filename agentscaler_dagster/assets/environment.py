@@ -4,8 +4,10 @@ from pydantic import Field
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.corpus import read_corpus
+from agentscaler_dagster.domains.embed import make_embedder
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.envgen import build_environment
+from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier
 from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
 
@@ -17,13 +19,15 @@ class EnvironmentConfig(dg.Config):
     code_generator: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the tool module; validated, with fallback).")
     max_generator_attempts: int = Field(default=3, description="LLM attempts before falling back to the programmatic generator.")
     verify_edges: bool = Field(default=False, description="Ask the `llm` resource to veto candidate dependency edges.")
+    edge_embedder: str = Field(default="minilm", description="Embedder that links a required input to a differently named output (contactid <- contact_id): minilm, hashing, or none (exact names only).")
+    edge_similarity: float = Field(default=0.8, description="Cosine similarity of the two names' words above which they link (measured: benchmarks/RESULTS.md, Dependency edges).")
 
 
 @dg.asset(
     deps=["domains"],
     partitions_def=domain_partitions,
     group_name="environments",
-    code_version="1",
+    code_version="2",
     kinds={"python", "json"},
     check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True)],
 )
@@ -41,9 +45,14 @@ def environment(
         raise ValueError(f"code_generator must be programmatic or llm, got {config.code_generator!r}")
     generator = LLMCodeGenerator(llm.client(), seed=config.seed) if config.code_generator == "llm" else None
     verifier = LLMEdgeVerifier(llm.client()) if config.verify_edges else None
+    if config.edge_embedder not in ("minilm", "hashing", "none"):
+        raise ValueError(f"edge_embedder must be minilm, hashing or none, got {config.edge_embedder!r}")
+    matcher = None if config.edge_embedder == "none" else FieldMatcher(
+        make_embedder(config.edge_embedder), threshold=config.edge_similarity)
     manifest = build_environment(
         domain, tools, out, seed=config.seed, n_states=config.n_states, min_pass_rate=config.min_pass_rate,
-        code_generator=generator, edge_verifier=verifier, max_attempts=config.max_generator_attempts,
+        code_generator=generator, edge_verifier=verifier, field_matcher=matcher,
+        max_attempts=config.max_generator_attempts,
     )
     context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
     return result(
@@ -53,6 +62,8 @@ def environment(
             "tools": manifest.n_tools,
             "collections": manifest.n_collections,
             "dependency_edges": manifest.n_edges,
+            "dependency_edges_by_embedding": manifest.n_embedding_edges,
+            "edge_matcher": manifest.edge_matcher,
             "initial_states": config.n_states,
             "pass_rate": float(manifest.pass_rate),
             "generator": manifest.generator,

@@ -6,6 +6,7 @@ validation in the sandbox, all written as one package folder per domain (see pac
 
 from agentscaler_dagster.envgen.codegen import CodeGenerator, ProgrammaticCodeGenerator
 from agentscaler_dagster.envgen.depgraph import build_dependency_graph, graph_to_json
+from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.package import (
     EnvironmentManifest, build_environment, build_environment_from_snapshot,
 )
@@ -16,7 +17,7 @@ from agentscaler_dagster.envgen.validation import (
 )
 
 __all__ = [
-    "CodeGenerator", "EnvironmentManifest", "ProgrammaticCodeGenerator", "ToolCheck", "ValidationReport",
+    "CodeGenerator", "EnvironmentManifest", "FieldMatcher", "ProgrammaticCodeGenerator", "ToolCheck", "ValidationReport",
     "build_dependency_graph", "build_environment", "build_environment_from_snapshot", "default_value",
     "derive_schema", "generate_states", "graph_to_json", "infer_snapshot_schema", "sample_arguments",
     "state_problems", "validate_environment", "validate_parts",

@@ -7,6 +7,11 @@ type. Shared generic names (name, status, ...) link tools of the same collection
 deletes, cancels or closes cannot feed a later write on the same collection, and none of them can feed a
 read of the record that is gone. Tools without required inputs are the walk starts. ``edge_verifier``
 (e.g. an LLM judge) may veto any candidate edge.
+
+With a ``field_matcher`` (``fieldmatch.FieldMatcher``), a required input that none of A's outputs names
+exactly may still be fed by an output whose name embeds close to it (``contactid`` <- ``contact_id``,
+``application_id`` <- ``app_id``). Such an edge carries ``match: embedding``, the similarity, and
+``sources`` (input parameter -> output field), which the task sampler uses to pass the value along.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Callable
 import networkx as nx
 
 from agentscaler_dagster.contracts import ToolSpec
+from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.naming import GENERIC_FIELDS, to_snake
 
 EdgeVerifier = Callable[[ToolSpec, ToolSpec], bool]
@@ -69,13 +75,27 @@ def tool_inputs(spec: ToolSpec, binding: dict, schema: dict) -> dict[str, tuple[
     return out
 
 
-def build_dependency_graph(tools: list[ToolSpec], schema: dict, *,
-                           edge_verifier: EdgeVerifier | None = None) -> nx.DiGraph:
+def _feeds(field: str, coll_of_field: str, a_collection: str, same: bool, schema: dict) -> bool:
+    """Whether a field A returns may carry a value into B's input on ``coll_of_field``."""
+    is_id = field.endswith("_id") or field == schema["collections"][coll_of_field]["id_field"]
+    if not is_id and field in GENERIC_FIELDS and not same:
+        return False
+    a_coll = schema["collections"][a_collection]
+    if is_id and coll_of_field != a_collection and field not in a_coll["references"] and field != a_coll["id_field"]:
+        return False
+    return True
+
+
+def build_dependency_graph(tools: list[ToolSpec], schema: dict, *, edge_verifier: EdgeVerifier | None = None,
+                           field_matcher: FieldMatcher | None = None) -> nx.DiGraph:
     bindings = schema["bindings"]
     graph = nx.DiGraph()
     specs = sorted(tools, key=lambda t: t.name)
     inputs = {s.name: tool_inputs(s, bindings[s.name], schema) for s in specs}
     outputs = {s.name: tool_outputs(s, bindings[s.name], schema) for s in specs}
+    if field_matcher is not None:
+        field_matcher.prepare(sorted({f for ins in inputs.values() for f, _, _ in ins.values()}
+                                     | {f for outs in outputs.values() for f in outs}))
     for spec in specs:
         binding = bindings[spec.name]
         required = sorted({p.split("\0")[0] for p in inputs[spec.name]})
@@ -91,27 +111,41 @@ def build_dependency_graph(tools: list[ToolSpec], schema: dict, *,
             same = ba["collection"] == bb["collection"]
             if same and ends_record and (bb["operation"] == "write" or ba["kind"] == "delete"):
                 continue
-            fields = []
+            fields, sources, scores = [], {}, []
             for param, (field, ptype, coll_of_field) in sorted(inputs[b.name].items()):
                 have = outputs[a.name].get(field)
-                if have is None or not _compatible(have, ptype):
+                if have is not None and _compatible(have, ptype):
+                    if _feeds(field, coll_of_field, ba["collection"], same, schema):
+                        fields.append(field)
                     continue
-                is_id = field.endswith("_id") or field == schema["collections"][coll_of_field]["id_field"]
-                if not is_id and field in GENERIC_FIELDS and not same:
+                if field_matcher is None or "\0" in param or (field in GENERIC_FIELDS and not same):
                     continue
-                if is_id and coll_of_field != ba["collection"] and \
-                        field not in schema["collections"][ba["collection"]]["references"] and \
-                        field != schema["collections"][ba["collection"]]["id_field"]:
-                    continue
-                fields.append(field)
+                best = None
+                for offered, otype in sorted(outputs[a.name].items()):
+                    if not _compatible(otype, ptype):
+                        continue
+                    # the offered field stands in for the wanted one: judge it where that one lives
+                    if not _feeds(offered, ba["collection"], ba["collection"], same, schema):
+                        continue
+                    found = field_matcher.match(field, offered)
+                    if found is not None and (best is None or found.score > best[0]):
+                        best = (found.score, offered)
+                if best is not None:
+                    sources[param] = best[1]
+                    scores.append(best[0])
             fields = sorted(set(fields))
-            if not fields:
+            if not fields and not sources:
                 continue
             if edge_verifier is not None and not edge_verifier(a, b):
                 continue
             # reads before writes on the same record: a read that feeds a write is the likelier next step
             weight = 2.0 if same and a.operation == "read" and b.operation == "write" else 1.0
-            graph.add_edge(a.name, b.name, field=fields[0], fields=fields, weight=weight)
+            data = {"field": (fields or sorted(sources.values()))[0], "fields": fields or sorted(set(sources.values())),
+                    "weight": weight, "match": "name" if fields else "embedding"}
+            if sources:
+                data["sources"] = dict(sorted(sources.items()))
+                data["similarity"] = min(scores)
+            graph.add_edge(a.name, b.name, **data)
     return graph
 
 

@@ -26,11 +26,12 @@ from pydantic import BaseModel, Field
 from agentscaler_dagster.contracts import Domain, ToolSpec, content_hash
 from agentscaler_dagster.envgen.codegen import CodeGenerator, ProgrammaticCodeGenerator
 from agentscaler_dagster.envgen.depgraph import EdgeVerifier, build_dependency_graph, draw_graph, graph_to_json
+from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.schema import derive_schema, infer_snapshot_schema
 from agentscaler_dagster.envgen.states import generate_states
 from agentscaler_dagster.envgen.validation import ValidationReport, validate_parts
 
-ENVGEN_VERSION = "1"
+ENVGEN_VERSION = "2"
 
 
 class EnvironmentManifest(BaseModel):
@@ -45,6 +46,8 @@ class EnvironmentManifest(BaseModel):
     n_collections: int
     n_states: int
     n_edges: int
+    n_embedding_edges: int = Field(default=0, description="Edges linked only by name similarity (field_matcher).")
+    edge_matcher: str = Field(default="name", description="name, or the embedder and thresholds of the field matcher.")
     n_starts: int
     pass_rate: float
     usable: bool
@@ -98,7 +101,7 @@ def _choose_code(domain: Domain, tools: list[ToolSpec], schema: dict, states: di
 
 def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], schema: dict, source: str,
                    graph, states: dict[str, dict], report: ValidationReport, seed: int, generator: str,
-                   attempts: list[dict], skipped: list[str]) -> EnvironmentManifest:
+                   attempts: list[dict], skipped: list[str], edge_matcher: str = "name") -> EnvironmentManifest:
     out_dir.mkdir(parents=True, exist_ok=True)
     states_dir = out_dir / "states"
     states_dir.mkdir(exist_ok=True)
@@ -125,6 +128,7 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
         domain_id=domain.domain_id, label=domain.label, seed=seed, generator=generator,
         generator_attempts=attempts, schema_source=schema.get("source", "tools"), n_tools=len(tools),
         n_collections=len(schema["collections"]), n_states=len(states), n_edges=len(gj["edges"]),
+        n_embedding_edges=sum(1 for e in gj["edges"] if e.get("match") == "embedding"), edge_matcher=edge_matcher,
         n_starts=len(gj["starts"]), pass_rate=report.pass_rate, usable=report.usable, skipped_tools=skipped,
         files=files, content_hash=content_hash(files),
     )
@@ -135,13 +139,14 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
 
 def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path, *, seed: int,
                       n_states: int = 3, code_generator: CodeGenerator | None = None,
-                      edge_verifier: EdgeVerifier | None = None, min_pass_rate: float = 0.9,
-                      max_attempts: int = 3, runtime=None) -> EnvironmentManifest:
+                      edge_verifier: EdgeVerifier | None = None, field_matcher: FieldMatcher | None = None,
+                      min_pass_rate: float = 0.9, max_attempts: int = 3, runtime=None) -> EnvironmentManifest:
     """Materialise a domain: schema, dependency graph, tool code, initial states, validation, manifest.
 
     ``code_generator`` (e.g. an LLM) is tried up to ``max_attempts`` times; code that fails the static
     check or validation falls back to the programmatic generator. ``edge_verifier(a, b) -> bool`` may veto
-    dependency edges. ``runtime`` lets several builds share one sandbox worker.
+    dependency edges; ``field_matcher`` adds edges where an output's name embeds close to a required input's
+    (``fieldmatch``). ``runtime`` lets several builds share one sandbox worker.
     """
     if not tools:
         raise ValueError(f"domain {domain.domain_id}: no tools given")
@@ -149,14 +154,15 @@ def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path
         raise ValueError(f"n_states must be >= 1, got {n_states}")
     tools, skipped = _dedupe(tools)
     schema = derive_schema(domain.domain_id, tools)
-    graph = build_dependency_graph(tools, schema, edge_verifier=edge_verifier)
+    graph = build_dependency_graph(tools, schema, edge_verifier=edge_verifier, field_matcher=field_matcher)
     states = generate_states(schema, seed=seed, n_states=n_states)
     source, generator, report, attempts = _choose_code(
         domain, tools, schema, states, seed=seed, code_generator=code_generator, max_attempts=max_attempts,
         min_pass_rate=min_pass_rate, runtime=runtime)
     return _write_package(Path(out_dir), domain=domain, tools=tools, schema=schema, source=source, graph=graph,
                           states=states, report=report, seed=seed, generator=generator, attempts=attempts,
-                          skipped=skipped)
+                          skipped=skipped,
+                          edge_matcher=field_matcher.matcher_id if field_matcher else "name")
 
 
 def _subsample(state: dict, schema: dict, rng: random.Random, keep: float) -> dict:
@@ -185,7 +191,8 @@ def _subsample(state: dict, schema: dict, rng: random.Random, keep: float) -> di
 def build_environment_from_snapshot(domain: Domain, tool_specs: list[ToolSpec], snapshot: dict,
                                     out_dir: str | Path, *, seed: int = 0, n_states: int = 1,
                                     code_generator: CodeGenerator | None = None,
-                                    edge_verifier: EdgeVerifier | None = None, min_pass_rate: float = 0.9,
+                                    edge_verifier: EdgeVerifier | None = None,
+                                    field_matcher: FieldMatcher | None = None, min_pass_rate: float = 0.9,
                                     max_attempts: int = 3, runtime=None) -> EnvironmentManifest:
     """Bring your own database: the schema is inferred from ``snapshot`` (collections of records, as lists
     or keyed by id) and the tools are bound to it. State ``snapshot`` is the data as given (normalised to
@@ -205,10 +212,11 @@ def build_environment_from_snapshot(domain: Domain, tool_specs: list[ToolSpec], 
     rng = random.Random(f"snapshot:{seed}")
     for i in range(1, n_states):
         states[f"snapshot_sub_{i}"] = _subsample(state, schema, rng, keep=max(0.3, 1.0 - 0.25 * i))
-    graph = build_dependency_graph(tools, schema, edge_verifier=edge_verifier)
+    graph = build_dependency_graph(tools, schema, edge_verifier=edge_verifier, field_matcher=field_matcher)
     source, generator, report, attempts = _choose_code(
         domain, tools, schema, states, seed=seed, code_generator=code_generator, max_attempts=max_attempts,
         min_pass_rate=min_pass_rate, runtime=runtime)
     return _write_package(Path(out_dir), domain=domain, tools=tools, schema=schema, source=source, graph=graph,
                           states=states, report=report, seed=seed, generator=generator, attempts=attempts,
-                          skipped=skipped)
+                          skipped=skipped,
+                          edge_matcher=field_matcher.matcher_id if field_matcher else "name")

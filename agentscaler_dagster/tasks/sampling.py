@@ -98,7 +98,8 @@ def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
         done = False
         for tool in candidates[:MAX_SUCCESSOR_TRIES]:
             links = _link_fields(graph, previous, tool) if previous else set()
-            if _step(env, specs[tool], walk, links, rng):
+            sources = _link_sources(graph, previous, tool) if previous else {}
+            if _step(env, specs[tool], walk, links, rng, sources):
                 previous, done = tool, True
                 break
         if not done:
@@ -109,7 +110,7 @@ def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
     return walk
 
 
-def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random) -> bool:
+def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random, sources: dict[str, str] | None = None) -> bool:
     # top-level '_' keys are the runtime's bookkeeping (id counters), not records
     state_index = index_values({k: v for k, v in walk.state.items() if not str(k).startswith("_")})
     output_index = None
@@ -120,6 +121,11 @@ def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random) -> bool:
             # a tool that returns a bare id: the linking field is that value
             for field in links:
                 output_index.setdefault(field, [last])
+        # an edge matched by name similarity says which output field fills which differently named input
+        for param, field in sorted((sources or {}).items()):
+            if field in output_index:
+                output_index.setdefault(param, output_index[field])
+                links = links | {param}
     for _ in range(MAX_ARGUMENT_TRIES):
         arguments = fill_arguments(
             spec.parameters, state_index=state_index, output_index=output_index, link_fields=links, rng=rng,
@@ -132,6 +138,14 @@ def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random) -> bool:
             walk.outputs.append(result.output)
             return True
     return False
+
+
+def _link_sources(graph, source: str, target: str) -> dict[str, str]:
+    """Input parameter -> output field, for inputs an edge links to a differently named output."""
+    if graph is None or not graph.has_edge(source, target):
+        return {}
+    value = (graph.get_edge_data(source, target) or {}).get("sources")
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _link_fields(graph, source: str, target: str) -> set[str]:
