@@ -170,11 +170,18 @@ def draw_graph(graph: nx.DiGraph, path, title: str) -> None:
     pos = nx.circular_layout(sorted(graph.nodes)) if n > 1 else {m: (0.0, 0.0) for m in graph.nodes}
     colors = ["#4c9be8" if graph.nodes[m].get("operation") == "read" else "#e8814c" for m in sorted(graph.nodes)]
     nx.draw_networkx_nodes(graph, pos, nodelist=sorted(graph.nodes), node_color=colors, node_size=500, ax=ax)
-    nx.draw_networkx_edges(graph, pos, edgelist=sorted(graph.edges), arrows=True, arrowsize=12,
+    by_name = [e for e in sorted(graph.edges) if graph.edges[e].get("match", "name") == "name"]
+    by_similarity = [e for e in sorted(graph.edges) if graph.edges[e].get("match") == "embedding"]
+    nx.draw_networkx_edges(graph, pos, edgelist=by_name, arrows=True, arrowsize=12,
                            edge_color="#777777", ax=ax, node_size=500)
+    if by_similarity:
+        nx.draw_networkx_edges(graph, pos, edgelist=by_similarity, arrows=True, arrowsize=12, style="dashed",
+                               edge_color="#2a9d5c", ax=ax, node_size=500)
     nx.draw_networkx_labels(graph, pos, font_size=8, ax=ax)
-    ax.set_title(f"{title}: {graph.number_of_nodes()} tools, {graph.number_of_edges()} edges "
+    similar = f", {len(by_similarity)} by name similarity (dashed green)" if by_similarity else ""
+    ax.set_title(f"{title}: {graph.number_of_nodes()} tools, {graph.number_of_edges()} edges{similar} "
                  "(blue read, orange write)", fontsize=9)
+    ax.margins(0.18)  # room for the labels of the outermost nodes
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
