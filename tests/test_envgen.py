@@ -298,6 +298,10 @@ NAME_PAIRS = [
     ("callback_uri", "callback_url", False),      # heads differ in meaning
     ("order_id", "invoice_id", False),
     ("leave_application_id", "app_id", False),   # a role word and a different head word at once
+    ("rider_id", "ride_id", False),               # agent nouns
+    ("charger_id", "charge_id", False),
+    ("vehicle_id", "car_id", True),               # synonyms
+    ("agent_id", "assignee_agent_id", True),
 ]
 
 

@@ -10,8 +10,9 @@ similarity of their embeddings. Similar names also mislead in known ways, so thr
   nor do names where only one side carries such a word (``start_lat`` is not ``lat``);
 - head noun: ``device_tag_id`` is not a ``device_id``. The head is the last word before the id suffix,
   skipping verbs (``subscriptions_get_id`` -> subscription) and fillers (``domain_name`` -> domain); the
-  heads must be equal or embed above ``head_threshold`` (0.15 less where one abbreviates the other). Leading words are roles and may differ
-  (``accounts_adclient_id`` feeds ``adclient_id``), but not on both sides at once
+  heads must be equal or embed above ``head_threshold`` (0.15 less where one abbreviates the other), and
+  an agent noun is not its verb's object (``rider_id`` is not a ``ride_id``). Leading words are roles and
+  may differ (``accounts_adclient_id`` feeds ``adclient_id``), but not on both sides at once
   (``visitor_history`` is not ``location_history``), and not at all where the heads differ
   (``leave_application_id`` is not an ``app_id``).
 
@@ -154,7 +155,10 @@ class FieldMatcher:
                 break
         head_score = 1.0 if a.head == b.head else float(np.dot(self._vectors[a.head], self._vectors[b.head]))
         shorter, longer = sorted((a.head, b.head), key=len)
-        abbreviation = len(shorter) >= 3 and longer.startswith(shorter)  # app / application, lang / language
+        if longer in (shorter + "r", shorter + "er", shorter + "or"):
+            return None  # the one who does it is not the thing: rider / ride, charger / charge, user / use
+        # app / application, lang / language (a longer cut than ride / rides)
+        abbreviation = len(shorter) >= 3 and longer.startswith(shorter) and len(longer) - len(shorter) >= 3
         if head_score < (self.head_threshold - 0.15 if abbreviation else self.head_threshold):
             return None
         if a.head != b.head and a.modifiers != b.modifiers:
