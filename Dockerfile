@@ -2,6 +2,9 @@
 FROM python:3.11-slim
 ENV DAGSTER_HOME=/opt/dagster/home PIP_NO_CACHE_DIR=1
 WORKDIR /opt/agentscaler
+# the sandbox's jail (bubblewrap namespaces + seccomp); the container needs user namespaces allowed
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY agentscaler_dagster ./agentscaler_dagster
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 && pip install .

@@ -1,11 +1,14 @@
 """Environment runtime throughput: tool calls per second through the sandbox worker.
 
-Run: cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/bench_runtime.py [--calls 5000] [--append]
+Run: .venv/bin/python benchmarks/bench_runtime.py [--calls 5000] [--append]
 
 Side by side in one process pinned to one core (the worker inherits the pin):
-  sandbox      Environment.call -> argument check -> long-lived worker (JSON frames over a pipe)
+  sandbox      Environment.call -> argument check -> long-lived jailed worker (bubblewrap namespaces +
+               seccomp, fresh module namespace per call; JSON frames over a pipe)
+  unjailed     the same worker started without bubblewrap and without its seccomp filter (rlimits only,
+               as the worker was before the jail)
   in-process   the same module exec'd in this process, called on a deep copy (no isolation at all)
-  per-call     a fresh sandbox worker per call (what isolation costs without a long-lived worker)
+  per-call     a fresh jailed worker per call (what isolation costs without a long-lived worker)
 The call mix is a retail walk: get_order, list_products, get_customer, create_order, cancel_order (on the
 order just created), list_orders; state carried from call to call, as in a rollout.
 """
@@ -103,8 +106,23 @@ def _cpu_self() -> float:
 
 
 def _cpu_pid(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of a process and its descendants (the jail's worker is bubblewrap's grandchild)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
 
 
 def main() -> None:
@@ -148,6 +166,22 @@ def main() -> None:
         _, ok_s = walk(_SessionCaller(), copy.deepcopy(start_state), args.calls)
         rows.append(("sandbox session (state kept in the worker)", args.calls, ok_s, time.perf_counter() - t0))
 
+        from agentscaler_dagster.sandbox import jail
+        from agentscaler_dagster.sandbox.runtime import Limits
+
+        real_probe = jail.probe
+        jail.probe = lambda python, script: jail.JailSupport(False, "benchmark baseline", None)
+        try:
+            unjailed = Environment.load(Path(tmp) / "env", limits=Limits(isolation="weak"))
+            unjailed.call(start_state, "get_order", {"order_id": sorted(start_state["orders"])[0]})
+        finally:
+            jail.probe = real_probe
+        t0 = time.perf_counter()
+        _, ok_u = walk(unjailed.call, copy.deepcopy(start_state), args.calls)
+        rows.append(("same worker unjailed (no bubblewrap, no seccomp)", args.calls, ok_u,
+                     time.perf_counter() - t0))
+        unjailed.close()
+
         direct = _InProcess(env.source)
         t0 = time.perf_counter()
         _, ok_direct = walk(direct, copy.deepcopy(start_state), args.calls)
@@ -165,14 +199,15 @@ def main() -> None:
         rows.append(("one worker process per call", args.per_call, ok_pc, time.perf_counter() - t0))
         env.close()
 
-    direct_rate = rows[2][1] / rows[2][3]
-    per_call_rate = rows[3][1] / rows[3][3]
-    lines = ["| mode | calls | ok | seconds | calls/s | ÷ in-process | ÷ process-per-call |",
-             "|---|---|---|---|---|---|---|"]
+    direct_rate = rows[3][1] / rows[3][3]
+    per_call_rate = rows[4][1] / rows[4][3]
+    unjailed_rate = rows[2][1] / rows[2][3]
+    lines = ["| mode | calls | ok | seconds | calls/s | ÷ in-process | ÷ unjailed worker | ÷ process-per-call |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, n, ok, secs in rows:
         rate = n / secs
         lines.append(f"| {name} | {n} | {ok} | {secs:.3f} | {rate:,.0f} | {rate / direct_rate:.2f} | "
-                     f"{rate / per_call_rate:.1f} |")
+                     f"{rate / unjailed_rate:.2f} | {rate / per_call_rate:.1f} |")
     state_kb = len(__import__("json").dumps(start_state)) / 1024
     header = (f"one core pinned, {platform.python_implementation()} {platform.python_version()}, "
               f"state {state_kb:.1f} KiB shipped per call, CPU: {platform.processor() or platform.machine()}")
@@ -185,7 +220,7 @@ def main() -> None:
     if args.append:
         results = Path(__file__).with_name("RESULTS.md")
         existing = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-        block = (f"\n## Environment runtime\n\nCommand: `cd /work/main && PYTHONPATH=. /work/venv/bin/python "
+        block = (f"\n## Environment runtime\n\nCommand: `.venv/bin/python "
                  f"benchmarks/bench_runtime.py --calls {args.calls} --append`\n\n{text}\n")
         results.write_text(existing.rstrip("\n") + "\n" + block, encoding="utf-8")
 

@@ -115,13 +115,19 @@ def test_hostile_module_is_contained_at_runtime(runtime, path):
 
 def test_killed_worker_is_replaced(runtime):
     _good_call_works(runtime)
-    pid = runtime.worker_pid
+    good_pid = runtime.worker_pid
     restarts = runtime.restarts
-    mid = runtime.register((HOSTILE / "RUNTIME_infinite_loop.py").read_text())
+    src = (HOSTILE / "RUNTIME_infinite_loop.py").read_text() + "\n\ndef fine(state):\n    return 1\n"
+    mid = runtime.register(src)
+    assert runtime.call(mid, "fine", {}, {}).ok
+    loop_pid = runtime.worker_pid
     result = runtime.call(mid, "escape", {}, {})
     assert result.killed and result.error.startswith("killed:")
+    assert runtime.call(mid, "fine", {}, {}).ok
+    assert runtime.worker_pid != loop_pid and runtime.restarts == restarts + 1
+    # each module has its own worker: the good module's worker was never touched
     _good_call_works(runtime)
-    assert runtime.worker_pid != pid and runtime.restarts == restarts + 1
+    assert runtime.worker_pid == good_pid
 
 
 def test_wall_clock_limit_kills_a_blocked_call():

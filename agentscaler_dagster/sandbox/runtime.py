@@ -1,10 +1,11 @@
-"""Parent side of the sandbox: one long-lived worker process, replaced when a call kills it.
+"""Parent side of the sandbox: one long-lived jailed worker process per tool module.
 
-A call ships (module id, tool, arguments, state) as one JSON frame; the worker caches the compiled module
-by id, so the source crosses the pipe once per worker. The parent enforces the wall clock: a call that
-does not answer in time is killed with its whole process group, reported as ``killed: ...`` and the next
-call gets a fresh worker. State commit is the parent's job too: the caller's state object never reaches
-tool code, and a failed call returns the state it was given.
+Each module gets a worker of its own (at most ``max_workers`` alive, least recently used first out), so
+nothing one module does is visible to another; the jail around each worker is described in ``jail.py``.
+A call ships (module id, tool, arguments, state) as one frame. The parent enforces the wall clock: a call
+that does not answer in time is killed with its whole jail, reported as ``killed: ...`` and the next call
+gets a fresh worker. State commit is the parent's job too: the caller's state object never reaches tool
+code, and a failed call returns the state it was given.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentscaler_dagster.sandbox.static_check import check_module
+# relative on purpose: runtime, jail, static_check and worker use nothing but the standard library
+from .jail import SandboxUnavailable, default_isolation, worker_launch
+from .static_check import ALLOWED_MODULES, check_module
 
 _HEADER = struct.Struct("!I")
 _WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
@@ -39,12 +42,34 @@ class Limits:
     max_output_bytes: int = 1_000_000
     max_state_bytes: int = 64_000_000
     recursion_limit: int = 2000
+    max_error_chars: int = 8192
+    # "strict": namespaces + seccomp or refuse; "weak": what is available, with a warning (jail.py)
+    isolation: str = field(default_factory=default_isolation)
 
-    def worker_json(self) -> str:
+    def __post_init__(self) -> None:
+        def positive(name: str, minimum: float) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum \
+                    or value != value or value == float("inf"):
+                raise ValueError(f"Limits.{name} must be a finite number >= {minimum:,}, got {value!r}")
+
+        positive("wall_seconds", 0.01)
+        positive("cpu_seconds", 0.01)
+        positive("memory_bytes", 64 * 1024 * 1024)  # the interpreter itself needs about 30 MB
+        positive("max_output_bytes", 1)
+        positive("max_state_bytes", 2)
+        positive("recursion_limit", 50)
+        positive("max_error_chars", 16)
+        if self.isolation not in ("strict", "weak"):
+            raise ValueError(f"Limits.isolation must be 'strict' or 'weak', got {self.isolation!r}")
+
+    def worker_json(self, seccomp_library: str | None) -> str:
         return json.dumps({
-            "cpu_seconds": self.cpu_seconds, "memory_bytes": self.memory_bytes,
-            "max_output_bytes": self.max_output_bytes, "max_state_bytes": self.max_state_bytes,
-            "recursion_limit": self.recursion_limit,
+            "cpu_seconds": self.cpu_seconds, "memory_bytes": int(self.memory_bytes),
+            "max_output_bytes": int(self.max_output_bytes), "max_state_bytes": int(self.max_state_bytes),
+            "recursion_limit": int(self.recursion_limit), "max_error_chars": int(self.max_error_chars),
+            "seccomp_library": seccomp_library, "require_seccomp": self.isolation == "strict",
+            "allowed": {module: sorted(names) for module, names in ALLOWED_MODULES.items()},
         }, sort_keys=True)
 
 
@@ -92,13 +117,14 @@ class _SessionMemo:
 
 class _WorkerProcess:
     def __init__(self, limits: Limits):
-        env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
-        # own session: a kill reaches everything the worker might have started
+        command, env, support = worker_launch(limits.isolation, _WORKER_SCRIPT)
+        # own session: a kill reaches the jail and, through it, everything inside
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", _WORKER_SCRIPT, limits.worker_json()],
+            [*command, limits.worker_json(support.seccomp_library)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, start_new_session=True, close_fds=True, bufsize=0,
         )
+        self.jailed = support.namespaces
         self.wfd = self.proc.stdin.fileno()
         self.rfd = self.proc.stdout.fileno()
         self.loaded: set[str] = set()
@@ -106,6 +132,22 @@ class _WorkerProcess:
         self.buffer = bytearray()
         self.poller = select.poll()
         self.poller.register(self.rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self.hello: dict = {}
+
+    def handshake(self, limits: Limits, timeout: float = 30.0) -> None:
+        """Read the worker's hello; refuse a worker whose seccomp filter did not load in strict mode."""
+        try:
+            self.hello = json.loads(self.recv(time.monotonic() + timeout, 1 << 16))
+        except (TimeoutError, EOFError, OverflowError, ValueError) as exc:
+            self.kill()
+            raise SandboxUnavailable(f"the sandbox worker did not start ({type(exc).__name__}); "
+                                     f"command: {' '.join(self.proc.args[:3])} ...") from None
+        if not self.hello.get("seccomp") and limits.isolation == "strict":
+            self.kill()
+            raise SandboxUnavailable(
+                f"the sandbox worker could not load its seccomp filter: {self.hello.get('seccomp_error')}. "
+                "Set AGENTSCALER_SANDBOX_ISOLATION=weak to run without it (unsafe for untrusted code).")
+        self.pid = int(self.hello.get("pid", 0))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -161,48 +203,82 @@ class _WorkerProcess:
             self.buffer += chunk
 
 
-class Runtime:
-    """Runs tool functions of checked modules in one isolated worker process (thread-safe, serial)."""
+def _lone_surrogate(value) -> str | None:
+    """The first lone surrogate in a JSON value's strings, as U+XXXX, or None."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return f"U+{ord(exc.object[exc.start]):04X}"
+    except (TypeError, ValueError):
+        return None  # not JSON at all: reported by the caller's own encoding
 
-    def __init__(self, limits: Limits | None = None):
+
+class Runtime:
+    """Runs tool functions of checked modules, each module in its own jailed worker (thread-safe, serial).
+
+    ``static_check=False`` skips the static check: the jail alone must then contain the code. It exists to
+    test the jail (``agentscaler sandbox-run --no-static-check``); do not use it otherwise.
+    """
+
+    def __init__(self, limits: Limits | None = None, *, static_check: bool = True, max_workers: int = 8):
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.limits = limits or Limits()
-        self._worker: _WorkerProcess | None = None
+        self.static_check = static_check
+        self.max_workers = max_workers
+        self._workers: OrderedDict[str, _WorkerProcess] = OrderedDict()
         self._lock = threading.Lock()
         self._checked: dict[str, list[str]] = {}
         self._sources: dict[str, str] = {}
+        self._last_pid: int | None = None
         self.restarts = 0
 
     # --- module registry ---------------------------------------------------------------------------
     def register(self, source: str) -> str:
         """Statically check a module and return its id; raises ModuleRejected with the reasons."""
-        mid = module_id(source)
-        if mid not in self._checked:
-            self._checked[mid] = check_module(source)
-        if self._checked[mid]:
-            raise ModuleRejected(self._checked[mid])
+        if not isinstance(source, str):
+            raise ModuleRejected([f"source must be str, got {type(source).__name__}"])
+        mid = module_id(source) if _lone_surrogate(source) is None else hashlib.sha256(
+            source.encode("utf-8", "surrogatepass")).hexdigest()
+        if self.static_check:
+            if mid not in self._checked:
+                self._checked[mid] = check_module(source)
+            if self._checked[mid]:
+                raise ModuleRejected(self._checked[mid])
         self._sources[mid] = source
         return mid
 
     # --- worker lifecycle ------------------------------------------------------------------------------
-    def _ensure_worker(self) -> _WorkerProcess:
-        if self._worker is None or not self._worker.alive():
-            if self._worker is not None:
-                self._worker.kill()
-                self.restarts += 1
-            self._worker = _WorkerProcess(self.limits)
-        return self._worker
+    def _ensure_worker(self, mid: str) -> _WorkerProcess:
+        worker = self._workers.get(mid)
+        if worker is not None and not worker.alive():
+            worker.kill()
+            del self._workers[mid]
+            self.restarts += 1
+            worker = None
+        if worker is None:
+            while len(self._workers) >= self.max_workers:
+                _, oldest = self._workers.popitem(last=False)
+                oldest.kill()
+            worker = _WorkerProcess(self.limits)
+            worker.handshake(self.limits)
+            self._workers[mid] = worker
+        self._workers.move_to_end(mid)
+        self._last_pid = worker.proc.pid
+        return worker
 
-    def _replace_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+    def _replace_worker(self, mid: str) -> None:
+        worker = self._workers.pop(mid, None)
+        if worker is not None:
+            worker.kill()
             self.restarts += 1
 
     def close(self) -> None:
         with self._lock:
-            if self._worker is not None:
-                self._worker.kill()
-                self._worker = None
+            while self._workers:
+                _, worker = self._workers.popitem()
+                worker.kill()
 
     def __enter__(self) -> "Runtime":
         return self
@@ -212,14 +288,18 @@ class Runtime:
 
     def __del__(self) -> None:  # a forgotten runtime must not leave a process behind
         try:
-            if self._worker is not None:
-                self._worker.kill()
+            for worker in list(self._workers.values()):
+                worker.kill()
         except Exception:
             pass
 
     @property
     def worker_pid(self) -> int | None:
-        return self._worker.proc.pid if self._worker is not None else None
+        """The process id (as the parent sees it) of the worker that served the last call."""
+        return self._last_pid
+
+    def worker_pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers.values()]
 
     # --- calls -----------------------------------------------------------------------------------------
     def _exchange(self, worker: _WorkerProcess, request: dict, state_text: str | None = None) -> dict:
@@ -229,7 +309,8 @@ class Runtime:
             payload += "\n" + state_text
         deadline = time.monotonic() + self.limits.wall_seconds
         worker.send(payload.encode("utf-8"))
-        body = worker.recv(deadline, self.limits.max_state_bytes + self.limits.max_output_bytes + 1024)
+        body = worker.recv(deadline, self.limits.max_state_bytes + self.limits.max_output_bytes
+                           + 4 * self.limits.max_error_chars + 1024)
         meta, sep, new_state = body.partition(b"\n")
         response = json.loads(meta)
         if sep:
@@ -241,18 +322,29 @@ class Runtime:
             code = worker.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             return "killed: worker stopped answering"
+        sig = None
         if code is not None and code < 0:
             sig = -code
+        elif worker.jailed and code is not None and code > 128:
+            sig = code - 128  # bubblewrap reports its child's death by signal as 128 + signal
+        if sig is not None:
             if sig == signal.SIGXCPU:
                 return f"killed: CPU time limit of {self.limits.cpu_seconds:g}s exceeded"
             if sig == signal.SIGKILL:
-                return f"killed: by signal SIGKILL (likely CPU time or memory limit of {self.limits.memory_bytes} bytes)"
-            return f"killed: by signal {signal.Signals(sig).name}"
+                return (f"killed: by signal SIGKILL (likely CPU time or memory limit of "
+                        f"{self.limits.memory_bytes} bytes)")
+            try:
+                return f"killed: by signal {signal.Signals(sig).name}"
+            except ValueError:
+                return f"killed: by signal {sig}"
         return f"killed: worker exited with code {code}"
 
     def call(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
         """Run ``tool(state, **arguments)`` of module ``mid`` on a private copy of ``state``."""
-        text = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+        try:
+            text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return RawResult(ok=False, error=f"the state is not JSON: {exc}", state=state)
         raw = self._call(mid, tool, arguments, text, None)
         if raw.ok:
             raw.state = state if raw.state_text is None else json.loads(raw.state_text)
@@ -271,15 +363,26 @@ class Runtime:
         source = self._sources.get(mid)
         if source is None:
             raise KeyError(f"module {mid} is not registered with this runtime")
+        if not isinstance(arguments, dict):
+            return RawResult(ok=False, error=f"arguments must be a JSON object, got {type(arguments).__name__}")
+        bad = _lone_surrogate(arguments)
+        if bad is not None:
+            return RawResult(ok=False, error=f"an argument contains a lone surrogate ({bad}), which is not "
+                                             "valid Unicode", meta={"tool_error": False})
+        try:
+            state_text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return RawResult(ok=False, error="the state contains a lone surrogate "
+                                             f"(U+{ord(exc.object[exc.start]):04X}), which is not valid Unicode")
         with self._lock:
             for attempt in range(2):
-                worker = self._ensure_worker()
+                worker = self._ensure_worker(mid)
                 try:
                     if mid not in worker.loaded:
                         loaded = self._exchange(worker, {"op": "load", "mid": mid, "source": source})
                         if not loaded.get("ok"):
                             if loaded.get("fatal"):
-                                self._replace_worker()
+                                self._replace_worker(mid)
                                 return RawResult(ok=False, error=loaded.get("error"), killed=True)
                             return RawResult(ok=False, error=loaded.get("error"))
                         worker.loaded.add(mid)
@@ -291,15 +394,15 @@ class Runtime:
                     if response.get("reseed"):
                         response = self._exchange(worker, request, state_text)
                 except TimeoutError:
-                    self._replace_worker()
+                    self._replace_worker(mid)
                     return RawResult(ok=False, killed=True,
                                      error=f"killed: wall-clock limit of {self.limits.wall_seconds:g}s exceeded")
                 except OverflowError as exc:
-                    self._replace_worker()
+                    self._replace_worker(mid)
                     return RawResult(ok=False, killed=True, error=f"killed: {exc}")
                 except (EOFError, BrokenPipeError, ConnectionResetError):
                     reason = self._death_reason(worker)
-                    self._replace_worker()
+                    self._replace_worker(mid)
                     if attempt == 0 and worker.loaded == set() and "exited with code 0" in reason:
                         continue  # the worker died before it heard us: try a fresh one once
                     return RawResult(ok=False, killed=True, error=reason)
@@ -307,7 +410,7 @@ class Runtime:
                     worker.loaded.discard(mid)
                     continue
                 if response.get("fatal"):
-                    self._replace_worker()
+                    self._replace_worker(mid)
                     return RawResult(ok=False, killed=True, error=response.get("error"))
                 if sid is not None:
                     worker.sessions_seen.discard_sid(sid)
@@ -319,7 +422,18 @@ class Runtime:
                                  meta={"tool_error": bool(response.get("tool_error"))})
             return RawResult(ok=False, error="worker could not run the call")
 
-    def ping(self) -> int:
+    def ping(self, mid: str | None = None) -> dict:
+        """The hello of the worker for ``mid`` (started if needed): pid inside its jail, seccomp status."""
         with self._lock:
-            worker = self._ensure_worker()
-            return int(self._exchange(worker, {"op": "ping"})["pid"])
+            if mid is None:
+                worker = _WorkerProcess(self.limits)
+                try:
+                    worker.handshake(self.limits)
+                    return dict(worker.hello, jailed=worker.jailed)
+                finally:
+                    worker.kill()
+            worker = self._ensure_worker(mid)
+            return dict(worker.hello, jailed=worker.jailed)
+
+
+__all__ = ["Limits", "ModuleRejected", "RawResult", "Runtime", "SandboxUnavailable", "module_id"]

@@ -45,7 +45,7 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
 # builtins that open a way out of the sandbox (introspection, code execution, I/O) or break determinism
 FORBIDDEN_NAMES = frozenset({
     "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "hasattr", "globals", "locals", "vars",
-    "input", "breakpoint", "help", "exit", "quit", "memoryview", "type", "object", "super", "dir", "id",
+    "input", "breakpoint", "help", "exit", "quit", "memoryview", "type", "object", "dir", "id",
     "classmethod", "staticmethod", "property", "bytearray", "callable", "issubclass", "print", "copyright",
     "credits", "license",
 })
@@ -56,25 +56,55 @@ FORBIDDEN_ATTRIBUTES = frozenset({
 })
 _FRAME_PREFIXES = ("f_", "co_", "tb_", "gi_", "cr_", "ag_")
 
+# the public API of namedtuple classes, which names its methods with one underscore
+NAMEDTUPLE_ATTRIBUTES = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
+
+# special methods a tool module's own classes may define: construction, comparison, display, containers.
+# Not those that change attribute lookup, run at odd times (__del__, __init_subclass__) or reach internals.
+ALLOWED_SPECIAL_METHODS = frozenset({
+    "__init__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+    "__len__", "__iter__", "__contains__", "__bool__", "__getitem__", "__add__", "__sub__", "__mul__",
+})
+
 # statements allowed at module level: the module is a bag of definitions, not a script
 _TOP_LEVEL = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
+# every syntax node that carries an identifier, and the fields that hold it (Python 3.10-3.13 grammar);
+# tests/test_sandbox_static.py checks this table against the ast module, so a new node kind cannot slip by
+IDENTIFIER_FIELDS: dict[str, tuple[str, ...]] = {
+    "Name": ("id",), "Attribute": ("attr",), "FunctionDef": ("name",), "AsyncFunctionDef": ("name",),
+    "ClassDef": ("name",), "alias": ("name", "asname"), "arg": ("arg",), "keyword": ("arg",),
+    "ExceptHandler": ("name",), "Global": ("names",), "Nonlocal": ("names",), "MatchAs": ("name",),
+    "MatchStar": ("name",), "MatchMapping": ("rest",), "MatchClass": ("kwd_attrs",), "ImportFrom": ("module",),
+    "TypeVar": ("name",), "ParamSpec": ("name",), "TypeVarTuple": ("name",), "TypeAlias": (),
+}
+
 MAX_SOURCE_CHARS = 2_000_000
+MAX_PROBLEMS = 200
 
 
 def _is_dunder(name: str) -> bool:
     return name.startswith("__")
 
 
+def _is_super_call(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+            and not node.args and not node.keywords)
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.module_aliases: dict[str, str] = {}
-        self._module_name_ok: set[int] = set()
+        self.imported_names: dict[str, str] = {}  # from-imported name -> "module.name"
+        self._ok_nodes: set[int] = set()  # names and attributes already judged by their parent node
+        self._class_members: set[int] = set()  # functions defined directly in a class body (methods)
+        self._class_depth = 0
 
     def problem(self, node: ast.AST, message: str) -> None:
-        line = getattr(node, "lineno", None)
-        self.problems.append(f"line {line}: {message}" if line else message)
+        if len(self.problems) < MAX_PROBLEMS:
+            line = getattr(node, "lineno", None)
+            self.problems.append(f"line {line}: {message}" if line else message)
 
     # --- imports -----------------------------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
@@ -103,7 +133,9 @@ class _Checker(ast.NodeVisitor):
                 self.problem(node, f"'{module}.{alias.name}' is not allowed; allowed: "
                                    f"{', '.join(sorted(ALLOWED_MODULES[module]))}")
             else:
-                self._check_identifier(node, alias.asname or alias.name)
+                bound = alias.asname or alias.name
+                self._check_identifier(node, bound)
+                self.imported_names[bound] = f"{module}.{alias.name}"
 
     # --- names and attributes ------------------------------------------------------------------------
     def _check_identifier(self, node: ast.AST, name: str) -> None:
@@ -113,35 +145,66 @@ class _Checker(ast.NodeVisitor):
             self.problem(node, f"name '{name}' is not allowed")
         elif name == "ToolError" and not isinstance(node, (ast.Name,)):
             self.problem(node, "'ToolError' is provided by the runtime; do not define or import it")
+        elif name == "super" and not isinstance(node, ast.Name):
+            self.problem(node, "name 'super' is not allowed here")
+
+    def _check_attribute_name(self, node: ast.AST, attr: str, what: str = "attribute") -> None:
+        if attr.startswith("_") and attr not in NAMEDTUPLE_ATTRIBUTES:
+            self.problem(node, f"private or dunder {what} '.{attr}' is not allowed")
+        elif attr in FORBIDDEN_ATTRIBUTES:
+            hint = " (use an f-string)" if attr in ("format", "format_map") else ""
+            self.problem(node, f"{what} '.{attr}' is not allowed{hint}")
+        elif attr.startswith(_FRAME_PREFIXES):
+            self.problem(node, f"{what} '.{attr}' is not allowed (frame/code internals)")
 
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id in self.module_aliases and id(node) not in self._module_name_ok:
+        if id(node) in self._ok_nodes:
+            return
+        if node.id in self.module_aliases:
             module = self.module_aliases[node.id]
             self.problem(node, f"module '{module}' may only be used as {node.id}.<name> "
                                "(no aliasing, passing or rebinding modules)")
         elif isinstance(node.ctx, (ast.Store, ast.Del)) and node.id == "ToolError":
             self.problem(node, "'ToolError' is provided by the runtime; do not rebind it")
+        elif node.id == "super":
+            self.problem(node, "'super' may only be called without arguments, as super().<method>(...)")
         else:
             self._check_identifier(node, node.id)
 
+    def _root_name(self, node: ast.AST) -> ast.Name | None:
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        return node if isinstance(node, ast.Name) else None
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         attr = node.attr
-        if attr.startswith("_"):
-            self.problem(node, f"private or dunder attribute '.{attr}' is not allowed")
-        elif attr in FORBIDDEN_ATTRIBUTES:
-            hint = " (use an f-string)" if attr in ("format", "format_map") else ""
-            self.problem(node, f"attribute '.{attr}' is not allowed{hint}")
-        elif attr.startswith(_FRAME_PREFIXES):
-            self.problem(node, f"attribute '.{attr}' is not allowed (frame/code internals)")
         value = node.value
+        if _is_super_call(value) and attr in ALLOWED_SPECIAL_METHODS | {"__init__"}:
+            self._ok_nodes.add(id(value.func))
+        else:
+            self._check_attribute_name(node, attr)
+        if not isinstance(node.ctx, ast.Load):
+            root = self._root_name(value)
+            if root is not None and (root.id in self.module_aliases or root.id in self.imported_names
+                                     or root.id == "ToolError"):
+                shared = self.imported_names.get(root.id) or self.module_aliases.get(root.id) or root.id
+                self.problem(node, f"cannot assign or delete attributes of '{shared}' or what it holds: "
+                                   "imported objects are shared by every call (subclass it instead)")
         if isinstance(value, ast.Name) and value.id in self.module_aliases:
             module = self.module_aliases[value.id]
-            self._module_name_ok.add(id(value))
+            self._ok_nodes.add(id(value))
             if not isinstance(value.ctx, ast.Load) or not isinstance(node.ctx, ast.Load):
                 self.problem(node, f"module '{module}' attributes cannot be assigned or deleted")
             elif attr not in ALLOWED_MODULES[module]:
                 self.problem(node, f"'{module}.{attr}' is not allowed; allowed: "
                                    f"{', '.join(sorted(ALLOWED_MODULES[module]))}")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if _is_super_call(node):
+            if self._class_depth == 0:
+                self.problem(node, "super() is only allowed in a method")
+            self._ok_nodes.add(id(node.func))
         self.generic_visit(node)
 
     def visit_arg(self, node: ast.arg) -> None:
@@ -150,9 +213,38 @@ class _Checker(ast.NodeVisitor):
             self.problem(node, f"parameter '{node.arg}' shadows module '{self.module_aliases[node.arg]}'")
         self.generic_visit(node)
 
+    # --- pattern matching: attributes and names reached without an Attribute node ------------------------
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        for attr in node.kwd_attrs:
+            self._check_attribute_name(node, attr, "class-pattern attribute")
+        self.generic_visit(node)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        for key in node.keys:
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.startswith("_"):
+                self.problem(node, f"mapping-pattern key {key.value!r} is not allowed (private or dunder)")
+        if node.rest is not None:
+            self._check_identifier(node, node.rest)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.name is not None:
+            self._check_identifier(node, node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name is not None:
+            self._check_identifier(node, node.name)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name is not None:
+            self._check_identifier(node, node.name)
+        self.generic_visit(node)
+
     # --- definitions and statements -------------------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._check_identifier(node, node.name)
+        if not (id(node) in self._class_members and node.name in ALLOWED_SPECIAL_METHODS):
+            self._check_identifier(node, node.name)
         if node.name in self.module_aliases:
             self.problem(node, f"function '{node.name}' shadows a module")
         self.generic_visit(node)
@@ -169,7 +261,12 @@ class _Checker(ast.NodeVisitor):
         for base in node.bases:
             if not isinstance(base, ast.Name):
                 self.problem(node, f"class '{node.name}': bases must be plain names")
+        for stmt in node.body:
+            if isinstance(stmt, ast.FunctionDef):
+                self._class_members.add(id(stmt))
+        self._class_depth += 1
         self.generic_visit(node)
+        self._class_depth -= 1
 
     def visit_Global(self, node: ast.Global) -> None:
         self.problem(node, "'global' is not allowed: tools keep their data in state, not in the module")
@@ -186,8 +283,19 @@ class _Checker(ast.NodeVisitor):
     def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
         self.problem(node, "'async with' is not allowed")
 
+    def _is_localcontext(self, expr: ast.AST) -> bool:
+        if not isinstance(expr, ast.Call):
+            return False
+        func = expr.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return self.module_aliases.get(func.value.id) == "decimal" and func.attr == "localcontext"
+        return isinstance(func, ast.Name) and self.imported_names.get(func.id) == "decimal.localcontext"
+
     def visit_With(self, node: ast.With) -> None:
-        self.problem(node, "'with' is not allowed (context managers can swallow limits)")
+        # a context manager's __exit__ could swallow errors; decimal's local context cannot
+        if not all(self._is_localcontext(item.context_expr) for item in node.items):
+            self.problem(node, "'with' is only allowed with decimal.localcontext() (context managers can "
+                               "swallow errors)")
         self.generic_visit(node)
 
     def visit_keyword(self, node: ast.keyword) -> None:
@@ -200,8 +308,15 @@ class _Checker(ast.NodeVisitor):
             self.problem(node, "bytes constant is too large")
 
 
+def _is_all_declaration(stmt: ast.stmt) -> bool:
+    """``__all__ = ["name", ...]``: the one dunder a module may bind."""
+    return (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == "__all__" and isinstance(stmt.value, (ast.List, ast.Tuple))
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in stmt.value.elts))
+
+
 def check_module(source: str) -> list[str]:
-    """Problems found in a tool module's source; an empty list means accepted."""
+    """Problems found in a tool module's source; an empty list means accepted. Linear in the source size."""
     if not isinstance(source, str):
         return [f"source must be str, got {type(source).__name__}"]
     if len(source) > MAX_SOURCE_CHARS:
@@ -220,16 +335,21 @@ def check_module(source: str) -> list[str]:
             checker.problem(stmt, f"top-level {type(stmt).__name__} statement is not allowed; "
                                   "a tool module holds imports, constants, functions and classes only")
     # imports bind module aliases, so they are visited before the uses they govern
+    top_level_imports = set()
     for stmt in tree.body:
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            top_level_imports.add(id(stmt))
             checker.visit(stmt)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in tree.body:
-            checker.problem(node, "imports are only allowed at module level")
     try:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top_level_imports:
+                checker.problem(node, "imports are only allowed at module level")
         for stmt in tree.body:
-            if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                checker.visit(stmt)
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                continue
+            if _is_all_declaration(stmt):
+                checker._ok_nodes.add(id(stmt.targets[0]))
+            checker.visit(stmt)
     except RecursionError:
         checker.problems.append("source is nested too deeply to check")
     if not any(isinstance(s, ast.FunctionDef) and not s.name.startswith("_") for s in tree.body):
