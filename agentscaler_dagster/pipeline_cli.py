@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,46 @@ PROFILES: dict[str, dict] = {
         "evaluation": {"max_tasks": 2, "trials_k": 1, "max_turns": 4, "max_new_tokens": 16},
     },
 }
+
+
+JOBS = ("corpus_job", "domain_job", "training_job")
+
+
+class ConfigError(ValueError):
+    """``--config`` names something that does not exist or gives a value its field does not take."""
+
+
+def config_targets(defs) -> dict[str, str]:
+    """Every name ``--config`` accepts (op names, and the asset keys they materialise) -> op name."""
+    targets: dict[str, str] = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        targets[assets_def.node_def.name] = assets_def.node_def.name
+        for key in assets_def.keys:
+            targets.setdefault(key.to_user_string(), assets_def.node_def.name)
+    return targets
+
+
+def validate_overrides(defs, profile: str, overrides: dict | None) -> dict:
+    """Overrides keyed by op name, checked against every job's config schema before anything runs."""
+    import dagster as dg
+
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError('--config must be a JSON object of {"<asset or op>": {"<field>": value}}')
+    targets = config_targets(defs)
+    resolved: dict[str, dict] = {}
+    for name, cfg in overrides.items():
+        if name not in targets:
+            raise ConfigError(f"--config: unknown asset or op {name!r}; valid names: {', '.join(sorted(targets))}")
+        resolved.setdefault(targets[name], {}).update(cfg)
+    for job_name in JOBS:
+        try:
+            dg.validate_run_config(defs.resolve_job_def(job_name), run_config_for(defs, profile, job_name, resolved))
+        except dg.DagsterInvalidConfigError as exc:
+            problems = "; ".join(error.message for error in exc.errors) or str(exc)
+            raise ConfigError(f"--config for {job_name}: {problems}") from None
+    return resolved
 
 
 def run_config_for(defs, profile: str, job_name: str, overrides: dict | None = None) -> dict:
@@ -49,6 +90,8 @@ def materialize_all(
     from agentscaler_dagster.definitions import build_defs
 
     defs = build_defs(artifacts_root)
+    # every job's config is checked before the first run starts: a typo must not cost a corpus run
+    overrides = validate_overrides(defs, profile, overrides)
     instance = instance or dg.DagsterInstance.get()
     summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}}
 
@@ -90,9 +133,17 @@ def _materialize(args: argparse.Namespace) -> int:
         os.environ["DAGSTER_HOME"] = str(home)
         print(f"DAGSTER_HOME was not set; using {home}")
     root = Path(args.artifacts or os.environ.get("AGENTSCALER_ARTIFACTS", "artifacts")).resolve()
-    overrides = json.loads(args.config) if args.config else None
+    try:
+        overrides = json.loads(args.config) if args.config else None
+    except json.JSONDecodeError as exc:
+        print(f"agentscaler materialize: --config is not valid JSON: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
-    summary = materialize_all(artifacts_root=str(root), profile=args.profile, overrides=overrides)
+    try:
+        summary = materialize_all(artifacts_root=str(root), profile=args.profile, overrides=overrides)
+    except ConfigError as exc:
+        print(f"agentscaler materialize: {exc}", file=sys.stderr)
+        return 2
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     (root / "materialize_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     print(f"done in {summary['total_seconds']} s; artifacts under {root}")
