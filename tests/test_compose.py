@@ -50,3 +50,31 @@ def test_mounted_config_files_exist_and_are_valid_instances(repo_root: Path, tmp
     docker_config = yaml.safe_load((repo_root / "docker" / "dagster.yaml").read_text())
     assert "postgres" in docker_config["storage"]
     assert docker_config["storage"]["postgres"]["postgres_db"]["hostname"]["env"] in env
+
+
+def test_docker_build_context_is_only_what_the_image_copies(repo_root: Path):
+    """A checkout after the main job holds .venv and artifacts/ (GBs): .dockerignore keeps them out."""
+    import fnmatch
+
+    rules = [line.strip() for line in (repo_root / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+
+    def excluded(path: str) -> bool:
+        verdict = False
+        for rule in rules:
+            negate = rule.startswith("!")
+            pattern = rule[1:] if negate else rule
+            top = pattern.rstrip("/")
+            if fnmatch.fnmatch(path, top) or path.startswith(top + "/") or fnmatch.fnmatch(path, pattern):
+                verdict = not negate
+        return verdict
+
+    for big in (".venv/bin/python", "artifacts/evaluation/eval_report.json", ".dagster_home/dagster.yaml",
+                ".venv-vllm/bin/python", "tests/test_compose.py"):
+        assert excluded(big), f"{big} would be sent as build context"
+    copied = [source for line in (repo_root / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
+              for source in line.split()[1:-1]]
+    assert "README.md" in copied and "agentscaler_dagster" in copied
+    for source in copied:
+        assert not excluded(source.rstrip("/")), f"the Dockerfile copies {source}, which .dockerignore excludes"
+    assert "bubblewrap" in (repo_root / "Dockerfile").read_text(), "the sandbox's jail needs bubblewrap in the image"
