@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,35 +115,39 @@ def test_isolation_level_from_the_environment(monkeypatch):
         Limits()
 
 
-def test_jail_works_for_an_ordinary_user(tmp_path):
+def test_jail_works_for_an_ordinary_user():
     """As user nobody, with Debian's python and a copy of the sandbox package: jailed, seccomp on."""
     setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
     if os.geteuid() != 0 or setpriv is None or not os.path.exists(python):
         pytest.skip("needs root (to become nobody), setpriv and /usr/bin/python3")
-    package = tmp_path / "copy" / "sbx"
-    package.mkdir(parents=True)
-    for name in ("runtime.py", "jail.py", "static_check.py", "worker.py"):
-        shutil.copy(SANDBOX / name, package / name)
-    (package / "__init__.py").write_text("")
-    (tmp_path / "secret.txt").write_text("nobody-can-read-this")
-    script = tmp_path / "copy" / "probe.py"
-    script.write_text(
-        "import json, sys\n"
-        "sys.path.insert(0, sys.argv[1])\n"
-        "from sbx.runtime import Limits, Runtime\n"
-        "with Runtime(Limits(wall_seconds=5), static_check=False) as rt:\n"
-        "    hello = rt.ping()\n"
-        "    good = rt.call(rt.register('def f(state, **a):\\n    return len(state)\\n'), 'f', {}, {'a': 1})\n"
-        f"    bad = rt.call(rt.register({ESCAPE!r}), 'attack', {{'read': sys.argv[2]}}, {{}})\n"
-        "print(json.dumps({'hello': hello, 'good': good.output, 'bad_ok': bad.ok, 'bad': bad.error}))\n")
-    for path in (tmp_path, tmp_path / "copy", package, *package.iterdir(), script, tmp_path / "secret.txt"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    for parent in tmp_path.parents:  # pytest's base folder is private to root
-        if not os.access(parent, os.X_OK, effective_ids=False) or parent.stat().st_mode & 0o001 == 0:
-            parent.chmod(parent.stat().st_mode | 0o001)
-    proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, str(script),
-                           str(tmp_path / "copy"), str(tmp_path / "secret.txt")],
-                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    # a folder nobody can enter (pytest's own base folder is private to root)
+    root = Path(tempfile.mkdtemp(prefix="agentscaler-nobody-"))
+    try:
+        root.chmod(0o755)
+        package = root / "sbx"
+        package.mkdir()
+        for name in ("runtime.py", "jail.py", "static_check.py", "worker.py"):
+            shutil.copy(SANDBOX / name, package / name)
+        (package / "__init__.py").write_text("")
+        secret = root / "secret.txt"
+        secret.write_text("nobody-can-read-this")
+        script = root / "probe.py"
+        script.write_text(
+            "import json, sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from sbx.runtime import Limits, Runtime\n"
+            "with Runtime(Limits(wall_seconds=5), static_check=False) as rt:\n"
+            "    hello = rt.ping()\n"
+            "    good = rt.call(rt.register('def f(state, **a):\\n    return len(state)\\n'), 'f', {}, {'a': 1})\n"
+            f"    bad = rt.call(rt.register({ESCAPE!r}), 'attack', {{'read': sys.argv[2]}}, {{}})\n"
+            "print(json.dumps({'hello': hello, 'good': good.output, 'bad_ok': bad.ok, 'bad': bad.error}))\n")
+        for path in (package, *package.iterdir(), script, secret):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, str(script),
+                               str(root), str(secret)],
+                              capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["hello"]["jailed"] and result["hello"]["seccomp"], result
