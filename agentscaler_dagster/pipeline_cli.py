@@ -80,47 +80,110 @@ def run_config_for(defs, profile: str, job_name: str, overrides: dict | None = N
     return {"ops": {node: {"config": cfg} for node, cfg in ops.items()}} if ops else {}
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _write_run_log(instance, run_id: str, label: str, path: Path) -> None:
+    """Every event of a run, as Dagster's console would have printed it at DEBUG level."""
+    import datetime
+    import logging
+
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"===== {label} (run {run_id})\n")
+        for entry in instance.all_logs(run_id):
+            stamp = datetime.datetime.fromtimestamp(entry.timestamp, datetime.timezone.utc).strftime("%H:%M:%S")
+            kind = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
+            step = f" {entry.step_key}" if entry.step_key else ""
+            level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else str(entry.level)
+            out.write(f"{stamp} {level:<7} {kind}{step}: {entry.user_message}\n")
+
+
 def materialize_all(
-    *, instance=None, artifacts_root: str | None = None, profile: str = "default", overrides: dict | None = None, log=print
+    *, instance=None, artifacts_root: str | None = None, profile: str = "default", overrides: dict | None = None,
+    log=print, log_file: str | Path | None = None, console_level: str = "WARNING",
 ) -> dict:
-    """Materialise every asset; returns a summary with the run ids and any failed domains."""
+    """Materialise every asset; returns a summary with the run ids, seconds and any failed domains.
+
+    The console shows one progress line per run (done/total, rate, ETA) and Dagster's messages at
+    ``console_level`` or above; every event of every run goes to ``log_file`` when one is given.
+    """
+    import warnings
+
     import dagster as dg
 
     from agentscaler_dagster.assets import domain_partitions
     from agentscaler_dagster.definitions import build_defs
 
+    # Dagster's own API-stability notes are for the code location's authors, not for this console
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     defs = build_defs(artifacts_root)
     # every job's config is checked before the first run starts: a typo must not cost a corpus run
     overrides = validate_overrides(defs, profile, overrides)
     instance = instance or dg.DagsterInstance.get()
     summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}}
+    log_path = Path(log_file) if log_file else None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")
 
     def run(job_name: str, partition_key: str | None = None):
         started = time.monotonic()
         job = defs.resolve_job_def(job_name)
+        run_config = run_config_for(defs, profile, job_name, overrides)
+        run_config["loggers"] = {"console": {"config": {"log_level": console_level}}}
         outcome = job.execute_in_process(
-            run_config=run_config_for(defs, profile, job_name, overrides),
-            instance=instance,
-            partition_key=partition_key,
-            raise_on_error=False,
+            run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
         )
         label = job_name if partition_key is None else f"{job_name}[{partition_key}]"
         summary["runs"][label] = outcome.run_id
         summary["seconds"][label] = round(time.monotonic() - started, 1)
-        log(f"{label}: {'ok' if outcome.success else 'FAILED'} in {summary['seconds'][label]} s (run {outcome.run_id})")
+        if log_path is not None:
+            _write_run_log(instance, outcome.run_id, label, log_path)
         return outcome
 
-    if not run("corpus_job").success:
-        raise RuntimeError("corpus_job failed; see the run's logs in the Dagster UI")
+    def stage_done(job_name: str, outcome) -> None:
+        seconds = summary["seconds"][job_name]
+        log(f"[{job_name}] {'ok' if outcome.success else 'FAILED'} in {_clock(seconds)} (run {outcome.run_id})")
+
+    log("[corpus_job] ingest, tool graph, domains ...")
+    outcome = run("corpus_job")
+    stage_done("corpus_job", outcome)
+    if not outcome.success:
+        raise RuntimeError(f"corpus_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
     domains = instance.get_dynamic_partitions(domain_partitions.name)
-    log(f"{len(domains)} domains: {', '.join(domains)}")
+    log(f"[domain_job] {len(domains)} domains")
+    started = time.monotonic()
     for index, domain_id in enumerate(domains, 1):
-        log(f"domain {index}/{len(domains)}: {domain_id}")
-        if not run("domain_job", domain_id).success:
+        ok = run("domain_job", domain_id).success
+        if not ok:
             summary["failed_domains"][domain_id] = summary["runs"][f"domain_job[{domain_id}]"]
-    if not run("training_job").success:
-        raise RuntimeError("training_job failed; see the run's logs in the Dagster UI")
+        elapsed = time.monotonic() - started
+        rate = index / elapsed if elapsed > 0 else 0.0
+        eta = (len(domains) - index) / rate if rate else 0.0
+        log(f"[domain_job] {index}/{len(domains)} done, {len(summary['failed_domains'])} failed, "
+            f"{rate * 60:.1f}/min, ETA {_clock(eta)}  {domain_id}{'' if ok else '  FAILED'}")
+    summary["seconds"]["domain_job"] = round(time.monotonic() - started, 1)
+    log("[training_job] SFT datasets, base model, phase 1, phase 2, evaluation ...")
+    outcome = run("training_job")
+    stage_done("training_job", outcome)
+    if not outcome.success:
+        raise RuntimeError(f"training_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
     return summary
+
+
+def summary_table(summary: dict) -> str:
+    domain_runs = [k for k in summary["runs"] if k.startswith("domain_job[")]
+    rows = [("corpus_job", "1", "1" if "corpus_job" in summary["runs"] else "0", summary["seconds"].get("corpus_job")),
+            ("domain_job", str(len(domain_runs)), str(len(domain_runs) - len(summary["failed_domains"])),
+             summary["seconds"].get("domain_job")),
+            ("training_job", "1", "1" if "training_job" in summary["runs"] else "0",
+             summary["seconds"].get("training_job"))]
+    lines = [f"{'job':<14}{'runs':>6}{'ok':>6}{'time':>9}"]
+    lines += [f"{job:<14}{runs:>6}{ok:>6}{_clock(seconds or 0):>9}" for job, runs, ok, seconds in rows]
+    return "\n".join(lines)
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -139,14 +202,19 @@ def _materialize(args: argparse.Namespace) -> int:
         print(f"agentscaler materialize: --config is not valid JSON: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
+    log_file = root / "materialize.log"
+    print(f"full Dagster log: {log_file}")
     try:
-        summary = materialize_all(artifacts_root=str(root), profile=args.profile, overrides=overrides)
+        summary = materialize_all(artifacts_root=str(root), profile=args.profile, overrides=overrides,
+                                  log_file=log_file, console_level="DEBUG" if args.verbose else "WARNING",
+                                  log=lambda line: print(line, flush=True))
     except ConfigError as exc:
         print(f"agentscaler materialize: {exc}", file=sys.stderr)
         return 2
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     (root / "materialize_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    print(f"done in {summary['total_seconds']} s; artifacts under {root}")
+    print(summary_table(summary))
+    print(f"done in {_clock(summary['total_seconds'])}; artifacts under {root}")
     print(f"evaluation report: {root / 'evaluation' / 'eval_report.json'}")
     print(f"open the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -m agentscaler_dagster.definitions")
     return 1 if summary["failed_domains"] else 0
@@ -156,5 +224,6 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("materialize", help="materialise the whole asset graph on a Dagster instance ($DAGSTER_HOME)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="default: the embedded default; smoke: a small slice")
     parser.add_argument("--artifacts", help="artifact root (default: $AGENTSCALER_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--verbose", action="store_true", help="print every Dagster event (DEBUG) to the console too")
     parser.add_argument("--config", help='JSON of per-asset config overrides, e.g. \'{"tasks": {"n_tasks": 20}}\'')
     parser.set_defaults(func=_materialize)

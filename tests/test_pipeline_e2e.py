@@ -28,7 +28,10 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
-        summary = materialize_all(instance=instance, artifacts_root=str(root / "artifacts"), profile="smoke", log=lambda *_: None)
+        lines: list[str] = []
+        summary = materialize_all(instance=instance, artifacts_root=str(root / "artifacts"), profile="smoke",
+                                  log=lines.append, log_file=root / "artifacts" / "materialize.log")
+        summary["console"] = lines
         yield instance, root / "artifacts", summary
 
 
@@ -45,6 +48,19 @@ def test_every_run_succeeded(pipeline):
     assert summary["failed_domains"] == {}
     for run_id in summary["runs"].values():
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_console_shows_progress_and_the_log_file_has_everything(pipeline):
+    _, artifacts, summary = pipeline
+    domains = [k for k in summary["runs"] if k.startswith("domain_job[")]
+    progress = [line for line in summary["console"] if line.startswith("[domain_job] ") and " done, " in line]
+    assert len(progress) == len(domains) and progress[-1].startswith(f"[domain_job] {len(domains)}/{len(domains)} done")
+    assert all("/min, ETA " in line for line in progress)
+    assert len(summary["console"]) < 20 + len(domains)  # one line per run, not one per Dagster event
+    log = (artifacts / "materialize.log").read_text()
+    for label, run_id in summary["runs"].items():
+        assert f"===== {label} (run {run_id})" in log
+    assert log.count("STEP_SUCCESS") >= 2 + 4 * len(domains)
 
 
 def test_corpus_and_domains(pipeline):
