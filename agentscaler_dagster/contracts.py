@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,6 +86,9 @@ class Task(BaseModel):
     gold_state_hash: str
     read_only: bool
     gold_outputs: list[Any] = Field(default_factory=list, description="What each gold action returned.")
+    policy_rule: str | None = Field(default=None, description="The policy rule the request breaks (gold: no write).")
+    expected_outputs: list[str] = Field(default_factory=list,
+                                        description="What the agent must tell the user (the judge looks for each).")
 
 
 class Trajectory(BaseModel):
@@ -110,3 +113,100 @@ class SFTRecord(BaseModel):
     phase: Literal[1, 2]
     domain_id: str
     trajectory_id: str | None = None
+
+
+# ---- environments (envgen writes these; tasks, rollouts and evaluation read them) -------------------------
+
+ToolKind = Literal["create", "get", "list", "search", "update", "delete", "sub_add", "sub_remove", "transition",
+                   "action", "other"]
+
+
+class DependencyEdge(BaseModel):
+    """A -> B in a domain's tool dependency graph: what ``source`` returns can fill ``target``'s inputs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    target: str
+    field: str = Field(description="The main field that links the two tools.")
+    fields: list[str] = Field(default_factory=list, description="Every field linked by name.")
+    weight: float = 1.0
+    match: Literal["name", "embedding"] = "name"
+    sources: dict[str, str] = Field(default_factory=dict,
+                                    description="Input parameter -> output field, for edges matched by similarity.")
+    similarity: float | None = None
+
+    def link_fields(self) -> set[str]:
+        """The names a walk passes along this edge: the linked fields and the inputs they fill."""
+        return set(self.fields) | {self.field} | set(self.sources)
+
+
+class PolicyRule(BaseModel):
+    """One rule of a domain policy; ``enforced_by`` names the tools that refuse a call breaking it."""
+
+    rule_id: str
+    kind: Literal["confirm", "verify", "transition", "availability", "funds", "refuse", "scope"]
+    text: str
+    tools: list[str] = Field(default_factory=list)
+    enforced_by: list[str] = Field(default_factory=list, description="Tools that raise ToolError when it is broken.")
+
+
+class Policy(BaseModel):
+    """The policy document of an environment: what the agent may do, must confirm, must refuse."""
+
+    domain_id: str
+    generator: str = Field(default="programmatic", description="programmatic, or the LLM that wrote the text.")
+    text: str = Field(description="Markdown shown in the agent's system prompt.")
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+
+class EnvironmentManifest(BaseModel):
+    """``manifest.json`` of an environment package (one folder per domain, see envgen/package.py)."""
+
+    domain_id: str
+    label: str
+    seed: int
+    envgen_version: str
+    generator: str = Field(description="Which code generator wrote tools_module.py.")
+    generator_attempts: list[dict] = Field(default_factory=list, description="Rejected attempts of a plug-in generator.")
+    schema_source: str = Field(default="tools", description="tools (derived) or snapshot (bring your own).")
+    n_tools: int
+    n_collections: int
+    n_states: int
+    n_edges: int
+    n_embedding_edges: int = Field(default=0, description="Edges linked only by name similarity (field_matcher).")
+    edge_matcher: str = Field(default="name", description="name, or the embedder and thresholds of the field matcher.")
+    n_starts: int
+    pass_rate: float
+    usable: bool
+    semantic_valid: bool = Field(default=False, description="Every tool kept its kind's contract (semantics.py).")
+    tool_kinds: dict[str, str] = Field(default_factory=dict, description="Tool name -> kind.")
+    failed_properties: dict[str, list[str]] = Field(default_factory=dict, description="Tool -> properties it broke.")
+    policy_file: str | None = Field(default=None, description="Relative path of the policy document (markdown).")
+    skipped_tools: list[str] = Field(default_factory=list)
+    files: dict[str, str] = Field(description="Relative path -> sha256 of the file's bytes.")
+    content_hash: str = Field(description="Hash over the file hashes: the package's data version.")
+    package_dir: str | None = Field(default=None, exclude=True)
+
+
+@runtime_checkable
+class EnvironmentProtocol(Protocol):
+    """What tasks, rollouts and evaluation use of an environment (``sandbox.Environment`` is the real one).
+
+    State: ``initial_states`` and ``initial_state(id)`` (a private copy: the reset); tools: ``tools`` (OpenAI
+    format), ``tool_specs`` and ``call``; the graph; the policy is read with ``tasks.environment.policy_of``
+    (from the package, as long as the sandbox's Environment carries no ``policy`` attribute of its own).
+    """
+
+    domain_id: str
+    tool_specs: Any
+    schema: Any
+    initial_states: dict[str, dict]
+
+    @property
+    def tools(self) -> list[dict]: ...
+
+    @property
+    def dependency_graph(self) -> Any: ...
+
+    def call(self, state: dict, name: str, arguments: dict) -> Any: ...

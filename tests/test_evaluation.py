@@ -140,21 +140,24 @@ class IntentUser(OneShotUser):
         return f"{self.task.task_id}|{self.trial}"
 
 
-def test_judge_uses_state_and_exact_match_for_read_only():
+def test_judge_uses_state_and_exact_match_for_every_task():
     write = make_task("w", [("add", {"n": 2})], {"count": 2})
     read = make_task("r", [("get_count", {})], {"count": 0})
     env = CounterEnv("counter")
     agent = GoldAgent("gold", {"w": write, "r": read})
     good_w = simple_episode(write, env, agent, IntentUser(write, 0), trial=0, max_turns=3)
-    assert judge_episode(write, good_w) == {"success": True, "state_match": True, "exact_match": True}
+    verdict = judge_episode(write, good_w)
+    assert (verdict["success"], verdict["state_match"], verdict["exact_match"]) == (True, True, True)
     # a read-only task: state always matches, only the exact match can fail it
     silent = Trajectory(trajectory_id="x", task_id="r", domain_id="counter", trial=0,
                         messages=[{"role": "user", "content": "?"}, {"role": "assistant", "content": "It is 0."}],
                         final_state_hash=state_hash({"count": 0}), termination="user_stop", backend="test")
-    assert judge_episode(read, silent) == {"success": False, "state_match": True, "exact_match": False}
-    # a write task reached by other calls still succeeds on state
+    verdict = judge_episode(read, silent)
+    assert (verdict["success"], verdict["state_match"], verdict["exact_match"]) == (False, True, False)
+    # a write task reached by other calls fails: the writes must be the gold writes (one judge with the filter)
     detour = make_task("w2", [("add", {"n": 1}), ("add", {"n": 1})], {"count": 2})
-    assert judge_episode(detour, good_w.model_copy(update={"task_id": "w2"}))["success"] is True
+    verdict = judge_episode(detour, good_w.model_copy(update={"task_id": "w2"}), write_tools={"add"})
+    assert verdict["success"] is False and verdict["state_match"] is True and "write 0" in verdict["reason"]
 
 
 def test_evaluate_computes_pass_hat_k_and_writes_report(tmp_path):

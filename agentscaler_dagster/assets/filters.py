@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.contracts import ToolSpec
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.filters import apply_filters, funnel_picture
@@ -19,10 +20,10 @@ class FilterConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["trajectories"],
+    deps=["trajectories", "environment"],
     partitions_def=domain_partitions,
     group_name="experience",
-    code_version="1",
+    code_version="2",  # 2: the one judge (lookups in any order, expected outputs)
     kinds={"jsonl"},
     check_specs=[dg.AssetCheckSpec("funnel_floor", asset="filtered_trajectories")],
 )
@@ -32,7 +33,10 @@ def filtered_trajectories(context: dg.AssetExecutionContext, config: FilterConfi
     domain_id = context.partition_key
     tasks_by_id = {t.task_id: t for t in read_tasks(layout.tasks(domain_id) / "tasks.jsonl")}
     episodes = read_trajectories(layout.trajectories(domain_id) / "trajectories.jsonl")
-    filtered = apply_filters(episodes, tasks_by_id, ngram_n=config.ngram_n, max_ngram_repeat=config.max_ngram_repeat)
+    specs = [ToolSpec.model_validate(s) for s in
+             json.loads((layout.environment(domain_id) / "tool_specs.json").read_text(encoding="utf-8"))]
+    filtered = apply_filters(episodes, tasks_by_id, ngram_n=config.ngram_n, max_ngram_repeat=config.max_ngram_repeat,
+                             write_tools={spec.name for spec in specs if spec.operation == "write"})
     out = layout.filtered(domain_id)
     write_trajectories(filtered.kept, out / "filtered_trajectories.jsonl")
     (out / "funnel.json").write_text(json.dumps(filtered.funnel, indent=2, sort_keys=True))

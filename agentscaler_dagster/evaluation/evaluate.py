@@ -31,6 +31,8 @@ class EpisodeResult(BaseModel):
     success: bool
     state_match: bool = False
     exact_match: bool = False
+    outputs_communicated: bool = False
+    reason: str | None = Field(default=None, description="Why the judge failed the episode.")
     read_only: bool = False
     termination: str = ""
     tool_calls: int = 0
@@ -176,7 +178,8 @@ def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode,
     except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return EpisodeResult(**base, success=False, error=last, seconds=round(time.perf_counter() - started, 4))
-    verdict = judge_episode(task, trajectory)
+    write_tools = {spec.name for spec in getattr(env, "tool_specs", []) if spec.operation == "write"} or None
+    verdict = judge_episode(task, trajectory, write_tools=write_tools)
     return EpisodeResult(
         **base,
         **verdict,

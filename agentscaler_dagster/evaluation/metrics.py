@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from math import comb
 
-from agentscaler_dagster.contracts import Task, Trajectory, canonical_json
+from typing import Collection
+
+from agentscaler_dagster.contracts import Task, Trajectory
+from agentscaler_dagster.judge import judge
 
 
 def pass_hat_k(successes: int, trials: int, k: int) -> float:
@@ -44,15 +47,7 @@ def tool_calls_of(messages: list[dict]) -> list[dict]:
     return calls
 
 
-def judge_episode(task: Task, trajectory: Trajectory) -> dict:
-    """``{"success", "state_match", "exact_match"}``.
-
-    State alignment (final state hash == gold state hash) decides every task; a read-only task leaves the
-    state unchanged whatever the agent does, so it also needs the exact match of the tool-call sequence
-    (names and arguments, in order) to the gold actions - the paper's function-calling check.
-    """
-    state_match = trajectory.final_state_hash == task.gold_state_hash
-    gold = [{"name": a.name, "arguments": a.arguments} for a in task.gold_actions]
-    exact_match = canonical_json(tool_calls_of(trajectory.messages)) == canonical_json(gold)
-    success = state_match and (exact_match if task.read_only else True)
-    return {"success": success, "state_match": state_match, "exact_match": exact_match}
+def judge_episode(task: Task, trajectory: Trajectory, *, write_tools: Collection[str] | None = None) -> dict:
+    """``{"success", "state_match", "exact_match", "outputs_communicated", "reason"}`` from the one judge
+    (``agentscaler_dagster.judge``), the same verdict the filter keeps trajectories by."""
+    return judge(task, trajectory, write_tools=write_tools).as_dict()

@@ -5,14 +5,13 @@ from agentscaler_dagster.filters.stages import (
     STAGES,
     FilterResult,
     apply_filters,
-    canonical_arguments,
     check_exact_match,
     check_state_alignment,
     check_structure,
     check_validity,
     most_repeated_ngram,
-    successful_calls,
 )
+from agentscaler_dagster.judge import canonical_arguments, successful_calls
 
 __all__ = [
     "STAGES",

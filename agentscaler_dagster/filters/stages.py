@@ -11,12 +11,11 @@
    rare in a sound answer, and repetition across different turns (a closing question) is allowed.
 2. **Environment state alignment.** The final state hash equals the gold state hash. This applies
    to read-only tasks too: their gold state is the initial state, so a stray write fails here.
-3. **Function-calling exact match.** The sequence of the trajectory's *successful* tool calls,
-   as (name, canonical arguments), equals the gold actions. Calls whose tool message is an error
-   (``Error: ...``) are left out: the paper keeps trajectories with tool errors, and a failed call
-   leaves the state unchanged, so an agent that recovers from an error still matches. Arguments
-   compare as canonical JSON after two normalisations: a float with an integral value equals the
-   integer, and a top-level ``null`` argument equals an absent one.
+3. **Function-calling exact match.** The successful tool calls match the gold actions (writes in order,
+   lookups in any order) and every expected output was told to the user.
+
+Stages 2 and 3 are the one judge's checks (``agentscaler_dagster.judge``), which the evaluation uses too:
+a kept trajectory is exactly one the evaluation would count as a success.
 """
 
 from __future__ import annotations
@@ -25,9 +24,10 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Collection, Iterable
 
-from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, canonical_json
+from agentscaler_dagster.contracts import Task, Trajectory
+from agentscaler_dagster.judge import judge
 
 STAGES = ("validity", "state_alignment", "exact_match")
 STOP_MARKER = "###STOP###"
@@ -50,8 +50,13 @@ def apply_filters(
     *,
     ngram_n: int = 4,
     max_ngram_repeat: int = 3,
+    write_tools: Collection[str] | None = None,
 ) -> FilterResult:
-    """Run the three stages; a trajectory leaves at the first stage it fails."""
+    """Run the three stages; a trajectory leaves at the first stage it fails.
+
+    ``write_tools`` are the environment's writing tools (lookups may then come in any order); without them
+    the whole call sequence must match in order.
+    """
     if ngram_n < 1 or max_ngram_repeat < 1:
         raise ValueError(f"ngram_n and max_ngram_repeat must be >= 1, got {ngram_n}, {max_ngram_repeat}")
     result = FilterResult()
@@ -63,7 +68,7 @@ def apply_filters(
         checks = (
             ("validity", lambda: _unknown_task(trajectory, task) or check_validity(trajectory, ngram_n=ngram_n, max_ngram_repeat=max_ngram_repeat)),
             ("state_alignment", lambda: check_state_alignment(trajectory, task)),
-            ("exact_match", lambda: check_exact_match(trajectory, task)),
+            ("exact_match", lambda: check_exact_match(trajectory, task, write_tools=write_tools)),
         )
         for stage, check in checks:
             reason = check()
@@ -191,70 +196,14 @@ def most_repeated_ngram(text: str, n: int) -> tuple[str, int]:
     return " ".join(gram), count
 
 
-# ---- stage 2 ---------------------------------------------------------------------------------
+# ---- stages 2 and 3: the judge ---------------------------------------------------------------
 
 
 def check_state_alignment(trajectory: Trajectory, task: Task) -> str | None:
-    if trajectory.final_state_hash == task.gold_state_hash:
-        return None
-    what = "a read-only task changed the state" if task.read_only else "final state differs from the gold state"
-    if trajectory.final_state_hash == task.initial_state_hash and not task.read_only:
-        what = "the state was never changed, but the task changes it"
-    return f"{what} (final {trajectory.final_state_hash[:12]}, gold {task.gold_state_hash[:12]})"
+    verdict = judge(task, trajectory)
+    return None if verdict.state_match else verdict.reason
 
 
-# ---- stage 3 ---------------------------------------------------------------------------------
-
-
-def canonical_arguments(arguments: Any) -> str:
-    if isinstance(arguments, dict):
-        arguments = {k: v for k, v in arguments.items() if v is not None}
-    return canonical_json(_integral(arguments))
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
-
-
-def successful_calls(messages: list[dict]) -> list[tuple[str, str]]:
-    """(name, canonical arguments) of each tool call whose tool message is not an error, in order."""
-    results = {m.get("tool_call_id"): str(m.get("content", "")) for m in messages if m.get("role") == "tool"}
-    calls = []
-    for m in messages:
-        if m.get("role") != "assistant":
-            continue
-        for tc in m.get("tool_calls") or []:
-            content = results.get(tc.get("id"))
-            if content is None or content.startswith("Error"):
-                continue
-            try:
-                arguments = json.loads(tc["function"].get("arguments") or "{}")
-            except json.JSONDecodeError:
-                continue
-            calls.append((tc["function"]["name"], canonical_arguments(arguments)))
-    return calls
-
-
-def gold_calls(actions: list[GoldAction]) -> list[tuple[str, str]]:
-    return [(a.name, canonical_arguments(a.arguments)) for a in actions]
-
-
-def check_exact_match(trajectory: Trajectory, task: Task) -> str | None:
-    made = successful_calls(trajectory.messages)
-    gold = gold_calls(task.gold_actions)
-    if made == gold:
-        return None
-    for i, (got, want) in enumerate(zip(made, gold)):
-        if got != want:
-            return f"call {i}: expected {want[0]} {want[1]}, got {got[0]} {got[1]}"
-    if len(made) < len(gold):
-        missing = gold[len(made)]
-        return f"{len(made)} successful calls, gold has {len(gold)}; missing {missing[0]} {missing[1]}"
-    extra = made[len(gold)]
-    return f"{len(made)} successful calls, gold has {len(gold)}; extra {extra[0]} {extra[1]}"
+def check_exact_match(trajectory: Trajectory, task: Task, *, write_tools: Collection[str] | None = None) -> str | None:
+    verdict = judge(task, trajectory, write_tools=write_tools)
+    return None if verdict.success else verdict.reason
