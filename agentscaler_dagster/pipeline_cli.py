@@ -174,6 +174,68 @@ def materialize_all(
     return summary
 
 
+def stale_status_resolver(instance, asset_graph):
+    """Dagster's own staleness (what the UI shows as "Stale"/"Never materialized"), for this instance now."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._time import get_current_datetime
+
+    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+                          instance=instance, asset_graph=asset_graph)
+    return CachingStaleStatusResolver(instance, asset_graph, view)
+
+
+def rebuild_changed(
+    *, instance=None, defs=None, artifacts_root: str | None = None, profile: str = "default",
+    overrides: dict | None = None, log=print, max_rounds: int = 8,
+) -> dict:
+    """Materialise only what Dagster reports stale or missing, stage by stage, until nothing is.
+
+    An asset is stale when its code version changed or an upstream asset has a newer data version than
+    the one it was built from. Rebuilding an asset whose output comes out byte-identical leaves its
+    downstream fresh (data versions are content hashes), so a no-op change rebuilds nothing downstream.
+    Returns ``{"rebuilt": {"asset[partition]": run_id}, "rounds": n}``.
+    """
+    import dagster as dg
+    from dagster._core.definitions.data_version import StaleStatus
+
+    from agentscaler_dagster.assets import domain_partitions
+    from agentscaler_dagster.definitions import build_defs
+
+    defs = defs or build_defs(artifacts_root)
+    overrides = validate_overrides(defs, profile, overrides)
+    instance = instance or dg.DagsterInstance.get()
+    asset_graph = defs.resolve_asset_graph()
+    rebuilt: dict[str, str] = {}
+    rounds = 0
+    for job_name in JOBS:
+        job = defs.resolve_job_def(job_name)
+        keys = sorted(job.asset_layer.executable_asset_keys, key=lambda k: k.to_user_string())
+        partitioned = any(asset_graph.get(k).is_partitioned for k in keys)
+        for _ in range(max_rounds):
+            resolver = stale_status_resolver(instance, asset_graph)
+            partitions = instance.get_dynamic_partitions(domain_partitions.name) if partitioned else [None]
+            todo = {p: [k for k in keys if resolver.get_status(k, p) in (StaleStatus.STALE, StaleStatus.MISSING)]
+                    for p in partitions}
+            todo = {p: ks for p, ks in todo.items() if ks}
+            if not todo:
+                break
+            rounds += 1
+            for partition, stale in todo.items():
+                run_config = run_config_for(defs, profile, job_name, overrides)
+                run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+                outcome = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition,
+                                                 asset_selection=stale, raise_on_error=False)
+                names = ", ".join(k.to_user_string() for k in stale)
+                where = f"[{partition}]" if partition else ""
+                log(f"[rebuild] {job_name}{where}: {names}: {'ok' if outcome.success else 'FAILED'}")
+                for key in stale:
+                    rebuilt[f"{key.to_user_string()}{where}"] = outcome.run_id
+                if not outcome.success:
+                    raise RuntimeError(f"rebuilding {names}{where} failed (run {outcome.run_id})")
+    return {"rebuilt": rebuilt, "rounds": rounds}
+
+
 def summary_table(summary: dict) -> str:
     domain_runs = [k for k in summary["runs"] if k.startswith("domain_job[")]
     rows = [("corpus_job", "1", "1" if "corpus_job" in summary["runs"] else "0", summary["seconds"].get("corpus_job")),
@@ -220,6 +282,24 @@ def _materialize(args: argparse.Namespace) -> int:
     return 1 if summary["failed_domains"] else 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    if not os.environ.get("DAGSTER_HOME"):
+        print("agentscaler rebuild: set DAGSTER_HOME to the instance that holds the last materialisation",
+              file=sys.stderr)
+        return 2
+    root = Path(args.artifacts or os.environ.get("AGENTSCALER_ARTIFACTS", "artifacts")).resolve()
+    try:
+        overrides = json.loads(args.config) if args.config else None
+        result = rebuild_changed(artifacts_root=str(root), profile=args.profile, overrides=overrides,
+                                 log=lambda line: print(line, flush=True))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        print(f"agentscaler rebuild: {exc}", file=sys.stderr)
+        return 2
+    print(f"rebuilt {len(result['rebuilt'])} asset partitions in {result['rounds']} rounds"
+          + ("" if result["rebuilt"] else ": everything was fresh"))
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("materialize", help="materialise the whole asset graph on a Dagster instance ($DAGSTER_HOME)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="default: the embedded default; smoke: a small slice")
@@ -227,3 +307,12 @@ def register(subparsers) -> None:
     parser.add_argument("--verbose", action="store_true", help="print every Dagster event (DEBUG) to the console too")
     parser.add_argument("--config", help='JSON of per-asset config overrides, e.g. \'{"tasks": {"n_tasks": 20}}\'')
     parser.set_defaults(func=_materialize)
+
+    rebuild = subparsers.add_parser(
+        "rebuild", help="materialise only the assets Dagster reports stale or missing (code or upstream changed)")
+    rebuild.add_argument("--changed", action="store_true", required=True,
+                         help="rebuild what changed (the only mode; named so CI scripts read well)")
+    rebuild.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    rebuild.add_argument("--artifacts", help="artifact root (default: $AGENTSCALER_ARTIFACTS or ./artifacts)")
+    rebuild.add_argument("--config", help="JSON of per-asset config overrides, as for materialize")
+    rebuild.set_defaults(func=_rebuild)
