@@ -80,6 +80,26 @@ def run_config_for(defs, profile: str, job_name: str, overrides: dict | None = N
     return {"ops": {node: {"config": cfg} for node, cfg in ops.items()}} if ops else {}
 
 
+def open_instance():
+    """The instance at $DAGSTER_HOME, its storage created by one process at a time.
+
+    Two runs started at once on a fresh home would both create the sqlite schemas and stamp alembic twice
+    ("two alembic heads"), after which the instance no longer opens; a lock file serialises the first open.
+    """
+    import fcntl
+
+    import dagster as dg
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".agentscaler-init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        instance.get_runs_count()  # forces every storage to exist before the lock is released
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return instance
+
+
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -122,7 +142,7 @@ def materialize_all(
     defs = build_defs(artifacts_root)
     # every job's config is checked before the first run starts: a typo must not cost a corpus run
     overrides = validate_overrides(defs, profile, overrides)
-    instance = instance or dg.DagsterInstance.get()
+    instance = instance or open_instance()
     summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}}
     log_path = Path(log_file) if log_file else None
     if log_path is not None:
@@ -196,7 +216,6 @@ def rebuild_changed(
     downstream fresh (data versions are content hashes), so a no-op change rebuilds nothing downstream.
     Returns ``{"rebuilt": {"asset[partition]": run_id}, "rounds": n}``.
     """
-    import dagster as dg
     from dagster._core.definitions.data_version import StaleStatus
 
     from agentscaler_dagster.assets import domain_partitions
@@ -204,7 +223,7 @@ def rebuild_changed(
 
     defs = defs or build_defs(artifacts_root)
     overrides = validate_overrides(defs, profile, overrides)
-    instance = instance or dg.DagsterInstance.get()
+    instance = instance or open_instance()
     asset_graph = defs.resolve_asset_graph()
     rebuilt: dict[str, str] = {}
     rounds = 0

@@ -54,3 +54,20 @@ def test_cli_refuses_before_any_run(tmp_path):
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         assert instance.get_runs_count() == 0, "a run started although the config was wrong"
     assert not (tmp_path / "artifacts" / "materialize_summary.json").exists()
+
+
+def test_concurrent_first_opens_of_a_fresh_instance_leave_it_usable(tmp_path):
+    """Two materialisations started at once on a fresh home: the storage is created once, not twice."""
+    script = ("import sys; from agentscaler_dagster.pipeline_cli import open_instance; "
+              "i = open_instance(); print(i.get_runs_count())")
+    for attempt in range(2):
+        home = tmp_path / f"home{attempt}"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = {"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outputs = [p.communicate(timeout=300) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outputs]
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+            assert instance.get_runs_count() == 0
