@@ -96,8 +96,39 @@ def open_instance():
         fcntl.flock(lock, fcntl.LOCK_EX)
         instance = dg.DagsterInstance.get()
         instance.get_runs_count()  # forces every storage to exist before the lock is released
+        reap_dead_runs(instance)
         fcntl.flock(lock, fcntl.LOCK_UN)
     return instance
+
+
+def reap_dead_runs(instance, log=print) -> list[str]:
+    """Fail the runs this machine started whose process is gone, and free their pool slots.
+
+    A run killed mid-step (a kill -9, an out-of-memory kill) stays STARTED and keeps its `gpu` pool slot,
+    so every later run waits on that pool forever. The daemon's run monitoring covers runs it launched;
+    in-process runs of this CLI have nobody to watch them, so the CLI checks before it starts.
+    """
+    import dagster as dg
+
+    reaped = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                         dg.DagsterRunStatus.STARTING])):
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+        pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event else None
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's live process
+        instance.report_run_failed(run, message=f"process {pid} of this run is gone; failed by agentscaler")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+        log(f"run {run.run_id} ({run.job_name}) had died with its process {pid}: marked failed, pool slots freed")
+    return reaped
 
 
 def _clock(seconds: float) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -71,3 +72,55 @@ def test_concurrent_first_opens_of_a_fresh_instance_leave_it_usable(tmp_path):
         assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outputs]
         with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
             assert instance.get_runs_count() == 0
+
+
+POOL_JOB = '''
+import sys, time
+import dagster as dg
+
+@dg.asset(pool="gpu")
+def hold_the_gpu():
+    time.sleep(600)
+
+@dg.asset(pool="gpu")
+def needs_the_gpu():
+    return 1
+
+if __name__ == "__main__":
+    asset = hold_the_gpu if sys.argv[1] == "hold" else needs_the_gpu
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([asset], instance=instance).success
+'''
+
+
+def test_a_killed_run_frees_its_pool_slot_for_the_next(tmp_path):
+    """A run killed while it holds the `gpu` pool slot must not block every later run on that pool."""
+    import os
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    script = tmp_path / "pool_job.py"
+    script.write_text(POOL_JOB)
+    env = {"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        instance.get_runs_count()  # create the storage first: opening it twice at once is its own bug
+    holder = subprocess.Popen([sys.executable, str(script), "hold"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        deadline = time.monotonic() + 180
+        while not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots:
+            assert time.monotonic() < deadline and holder.poll() is None, "the holder never took the gpu slot"
+            time.sleep(0.5)
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+        [dead] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    opener = ("from agentscaler_dagster.pipeline_cli import open_instance; open_instance()")
+    subprocess.run([sys.executable, "-c", opener], env=env, check=True, timeout=300)
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(script), "next"], env=env, check=True, timeout=180)
+    assert time.monotonic() - started < 180
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
