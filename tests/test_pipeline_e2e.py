@@ -156,6 +156,15 @@ def test_materializations_carry_data_versions_and_code_versions(pipeline):
         assert "dagster/code_version" in materialization.tags
 
 
+def test_per_domain_checks_are_recorded_per_partition(pipeline):
+    instance, _, _ = pipeline
+    key = dg.AssetCheckKey(dg.AssetKey("filtered_trajectories"), "funnel_floor")
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000)
+    partitions = {record.event.dagster_event.event_specific_data.partition for record in history
+                  if record.event and record.event.dagster_event}
+    assert partitions == set(instance.get_dynamic_partitions("domain"))
+
+
 # --- partial rebuilds (`agentscaler rebuild --changed`): these run last, on the instance above ---------------
 def _defs_with_code_version(artifacts, asset: str, version: str) -> dg.Definitions:
     from agentscaler_dagster.assets import all_assets

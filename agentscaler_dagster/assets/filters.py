@@ -25,7 +25,9 @@ class FilterConfig(dg.Config):
     group_name="experience",
     code_version="2",  # 2: the one judge (lookups in any order, expected outputs)
     kinds={"jsonl"},
-    check_specs=[dg.AssetCheckSpec("funnel_floor", asset="filtered_trajectories")],
+    # one result per domain: without the partitions, the checks page shows only the last domain's
+    check_specs=[dg.AssetCheckSpec("funnel_floor", asset="filtered_trajectories", partitions_def=domain_partitions,
+                                   description="Enough of the domain's trajectories survive the three filters.")],
 )
 def filtered_trajectories(context: dg.AssetExecutionContext, config: FilterConfig, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Three-stage filter: validity, environment state alignment, function-call exact match."""
@@ -53,5 +55,8 @@ def filtered_trajectories(context: dg.AssetExecutionContext, config: FilterConfi
             "rejections": preview([{"trajectory": r[0], "stage": r[1], "reason": r[2]} for r in filtered.rejected], limit=10),
         },
         checks=[dg.AssetCheckResult(check_name="funnel_floor", passed=kept_share >= config.min_kept_share,
+                                    severity=dg.AssetCheckSeverity.WARN,
+                                    description=f"{len(filtered.kept)} of {len(episodes)} trajectories kept "
+                                                f"(floor {config.min_kept_share:.0%})",
                                     metadata={"kept_share": kept_share, "min_kept_share": config.min_kept_share})],
     )
