@@ -35,7 +35,7 @@ def test_lineage_follows_the_pipeline():
     assert "domains" in parents["environment"]
     assert parents["tasks"] == {"environment"}
     assert parents["trajectories"] == {"tasks"}
-    assert parents["filtered_trajectories"] == {"trajectories"}
+    assert parents["filtered_trajectories"] == {"trajectories", "environment"}  # the judge reads the tool kinds
     assert "filtered_trajectories" in parents["sft_dataset_phase1"]
     assert {"sft_dataset_phase1", "base_model"} <= parents["phase1_checkpoint"]
     assert {"sft_dataset_phase2", "phase1_checkpoint"} <= parents["phase2_checkpoint"]
