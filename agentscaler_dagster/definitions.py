@@ -7,7 +7,15 @@ import os
 import dagster as dg
 
 from agentscaler_dagster.assets import all_assets, corpus_assets, domain_assets, domain_partitions, training_assets
-from agentscaler_dagster.resources import ArtifactStore, DeepSpeedTrainer, LLMEndpoint, PhasePlan, RolloutBackend
+from agentscaler_dagster.resources import (
+    ArtifactStore,
+    DeepSpeedTrainer,
+    LlamaCppServer,
+    LLMEndpoint,
+    PhasePlan,
+    RolloutBackend,
+    VLLMServer,
+)
 
 corpus_job = dg.define_asset_job(
     "corpus_job",
@@ -18,6 +26,8 @@ domain_job = dg.define_asset_job(
     "domain_job",
     selection=dg.AssetSelection.assets(*domain_assets),
     description="One domain: environment, tasks, trajectories, filtered trajectories.",
+    # the four steps share one process: models and the embedder load once per run, not once per step
+    executor_def=dg.in_process_executor,
 )
 training_job = dg.define_asset_job(
     "training_job",
@@ -44,7 +54,10 @@ def default_resources(artifacts_root: str | None = None) -> dict:
     return {
         "artifacts": ArtifactStore(root=artifacts_root or os.environ.get("AGENTSCALER_ARTIFACTS", "artifacts")),
         "rollout_backend": RolloutBackend(),
+        # one endpoint for every LLM step; the managed servers start only when a step uses them
         "llm": LLMEndpoint(),
+        "vllm_server": VLLMServer(),
+        "llamacpp_server": LlamaCppServer(),
         "phase_plan": PhasePlan(),
         "trainer": DeepSpeedTrainer(),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),

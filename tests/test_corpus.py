@@ -286,7 +286,7 @@ def test_dedup_collisions_and_filter(tmp_path):
     base = {"name": "get_item", "description": "Get one item by its id.", "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}
     _openai_file(src / "a.json", [
         base,
-        {"name": "tiny", "description": "Tiny.", "parameters": {}},  # < 3 words, no summary: filtered
+        {"name": "tiny", "description": "Tiny.", "parameters": {}},  # < 3 words, no summary: composed, kept
         {"name": "bad_schema", "description": "Has a broken parameter schema.", "parameters": "not a schema"},
     ], api_title="Alpha Shop")
     _openai_file(src / "b.json", [
@@ -299,7 +299,11 @@ def test_dedup_collisions_and_filter(tmp_path):
     assert rep.operations_seen == 7 and rep.counts_add_up()
     assert rep.duplicates == 2 and {d["reason"] for d in rep.duplicate_list} == {"exact_duplicate", "near_duplicate"}
     assert all(d["duplicate_of"]["path"] == "src/a.json" for d in rep.duplicate_list)
-    assert rep.filtered == 2 and rep.filter_counts == {"no_description": 1, "unusable_schema": 1}
+    assert rep.filtered == 1 and rep.filter_counts == {"unusable_schema": 1}
+    tiny = next(t for t in read_corpus(tmp_path / "out") if t.name == "tiny")
+    assert tiny.description == "Tiny. Part of the Alpha Shop API. Takes no parameters."
+    assert tiny.source.original_description == "Tiny." and tiny.source.description_origin == "composed"
+    assert rep.descriptions == {"composed": 1, "source": 3}
     names = {t.source.file + ":" + str(t.parameters["properties"] and sorted(t.parameters["properties"])[0]): t.name
              for t in read_corpus(tmp_path / "out")}
     # first keeps the name, the second gets the API slug, the third (same slug) a short hash

@@ -1,8 +1,8 @@
 """The OpenAI-compatible backend (the path vLLM takes) against a real llama.cpp server.
 
 Real: `python -m llama_cpp.server` serving the Gemma 3 270M GGUF on 127.0.0.1, the project's client and
-agent, a real sandboxed environment for one episode. vLLM itself needs a GPU; its server speaks the same
-protocol, so this is the part of its path that runs here.
+agent, a real sandboxed environment for one episode. The managed vLLM server (CPU build) has its own
+tests in test_serving_vllm.py; both speak the same protocol.
 """
 
 from __future__ import annotations
@@ -110,12 +110,18 @@ def test_unreachable_server_fails_with_a_clear_error():
 
 
 def test_rollout_backend_builds_the_openai_agent(server):
-    from agentscaler_dagster.resources import RolloutBackend
+    from agentscaler_dagster.resources import LLMEndpoint, RolloutBackend
 
-    agent = RolloutBackend(kind="openai", base_url=server, model="gemma3-270m").agent_factory()(3)
-    assert isinstance(agent, OpenAIChatAgent) and agent.seed == 3
+    client = LLMEndpoint(kind="openai", base_urls=[server], model="gemma3-270m").client()
+    backend = RolloutBackend(agent="llm")
+    agent = backend.agent_factory(client)(3)
+    assert isinstance(agent, OpenAIChatAgent) and agent.seed == 3 and agent.client is client
+    assert backend.episode_concurrency(client_concurrency := 16) == client_concurrency
+    assert RolloutBackend().episode_concurrency(16) == 1
     reply = agent.act([{"role": "user", "content": "Hello"}], [])
     assert reply["role"] == "assistant"
+    with pytest.raises(ValueError, match="needs a client"):
+        backend.agent_factory(None)
 
 
 def test_llm_code_generator_goes_through_validation_and_falls_back(server, tmp_path: Path):

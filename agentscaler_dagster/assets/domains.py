@@ -6,18 +6,16 @@ from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.domains import DomainConfig, discover_domains, largest_domain_share
+from agentscaler_dagster.domains.community import split_cap
 from agentscaler_dagster.resources import ArtifactStore
-
-
-# best NMI/ARI against the source grouping in the threshold sweep (benchmarks/RESULTS.md, Domain discovery)
-MEASURED_THRESHOLDS = {"minilm": 0.65, "hashing": 0.5}
 
 
 class DomainsConfig(dg.Config):
     embedder: str = Field(default="minilm", description="minilm (all-MiniLM-L6-v2, offline) or hashing (no model).")
-    threshold: float | None = Field(default=None, description="Cosine similarity above which two tools are linked; empty: the measured default of the embedder (minilm 0.65, hashing 0.5; benchmarks/RESULTS.md).")
+    text_fields: str | None = Field(default=None, description="What is embedded per tool (domains.DomainConfig.text_fields); empty: the measured default.")
+    threshold: float | None = Field(default=None, description="Cosine similarity above which two tools are linked; empty: chosen from the corpus's own similarity distribution (domains/auto.py).")
     algorithm: str = Field(default="leiden", description="leiden (default) or louvain (the paper's choice).")
-    resolution: float = Field(default=1.0, description="Community detection resolution.")
+    resolution: float | None = Field(default=None, description="Community detection resolution; empty: chosen from a target range of domain sizes (domains/auto.py).")
     seed: int = Field(default=0, description="Seed for community detection.")
     # a domain's tools all go into the agent's prompt: bounded domains keep that prompt trainable
     max_domain_share: float = Field(default=0.1, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
@@ -37,8 +35,6 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
     layout = artifacts.layout
     tools = read_corpus(layout.corpus)
     settings = {k: v for k, v in config.model_dump().items() if v is not None}
-    if config.threshold is None and config.embedder in MEASURED_THRESHOLDS:
-        settings["threshold"] = MEASURED_THRESHOLDS[config.embedder]
     domain_config = DomainConfig(cache_dir=str(layout.embedding_cache), **settings)
     found = discover_domains(tools, layout.domains, domain_config, progress=context.log.info)
     keys = [d.domain_id for d in found.domains]
@@ -59,6 +55,8 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
             "n_tools": report["n_tools"],
             "n_edges": report["n_edges"],
             "threshold": report["threshold"],
+            "threshold_chosen_by": report["auto"].get("threshold", {}).get("rule", "config"),
+            "text_fields": report["text_fields"],
             "graphml": dg.MetadataValue.path(str(found.paths["graphml"])),
         },
     )
@@ -71,6 +69,8 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
         metadata={
             "n_domains": len(keys),
             "modularity": float(report["modularity"]),
+            "resolution": float(report["resolution"]),
+            "resolution_chosen_by": report["auto"].get("resolution", {}).get("rule", "config"),
             "largest_domain_share": share,
             "largest_domains": dg.MetadataValue.md(
                 "| domain | label | tools |\n|---|---|---|\n"
@@ -80,9 +80,13 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
             "preview": preview([{"domain_id": d.domain_id, "label": d.label, "tools": len(d.tool_ids)} for d in largest]),
         },
     )
+    # the same bound the split applies: a share of the corpus, but never below split_min_tools
+    cap = split_cap(report["n_tools"], config.max_domain_share, domain_config.split_min_tools)
+    largest_size = max(len(d.tool_ids) for d in found.domains)
     yield dg.AssetCheckResult(
         asset_key="domains",
         check_name="largest_domain_share",
-        passed=share <= config.max_domain_share,
-        metadata={"largest_domain_share": share, "max_domain_share": config.max_domain_share},
+        passed=largest_size <= cap,
+        metadata={"largest_domain_share": share, "max_domain_share": config.max_domain_share,
+                  "largest_domain_tools": largest_size, "cap_tools": cap},
     )

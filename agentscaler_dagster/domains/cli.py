@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from agentscaler_dagster.contracts import ToolSource, ToolSpec
+from agentscaler_dagster.domains.embed import TEXT_FIELDS
 
 
 def _json_field(value, default):
@@ -87,9 +88,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--embedder", choices=["minilm", "hashing"], default=None)
-    p.add_argument("--threshold", type=float, default=None, help="cosine similarity threshold of the tool graph")
+    p.add_argument("--text-fields", default=None, choices=list(TEXT_FIELDS),
+                   help="what is embedded per tool (default: api+name+description)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="cosine similarity threshold of the tool graph (default: chosen from the corpus)")
     p.add_argument("--algorithm", choices=["leiden", "louvain"], default=None)
-    p.add_argument("--resolution", type=float, default=None)
+    p.add_argument("--resolution", type=float, default=None,
+                   help="community resolution (default: chosen from a target domain size)")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     p.set_defaults(func=handler)
 
@@ -101,11 +106,12 @@ def handler(args: argparse.Namespace) -> int:
     for msg in errors:
         print(f"agentscaler domains: skipped {msg}", file=sys.stderr)
     overrides = {k: v for k, v in {"seed": args.seed, "embedder": args.embedder, "threshold": args.threshold,
+                                   "text_fields": getattr(args, "text_fields", None),
                                    "algorithm": args.algorithm, "resolution": args.resolution,
                                    "cache_dir": args.cache_dir}.items() if v is not None}
     config = DomainConfig(**overrides)
     result = discover_domains(tools, args.out, config, progress=lambda m: print(m, file=sys.stderr))
     rep = result.report
-    print(json.dumps({k: rep[k] for k in ("n_tools", "n_domains", "modularity", "seconds")}
+    print(json.dumps({k: rep[k] for k in ("n_tools", "n_domains", "modularity", "threshold", "resolution", "seconds")}
                      | {"out": str(args.out)}, sort_keys=True))
     return 0

@@ -2,7 +2,8 @@
 
 Order: detect (Leiden, or Louvain as in the paper) -> split giant communities -> fold tiny ones.
 
-- Giant: a community holding more than ``max_domain_share`` of all tools is re-partitioned on its own
+- Giant: a community holding more than ``max_domain_share`` of all tools (and more than
+  ``split_min_tools``: on a small corpus a share is a handful of tools) is re-partitioned on its own
   subgraph with the resolution doubled, up to ``MAX_SPLIT_ROUNDS`` times, until every part is under the
   cap (a near-clique of identical parameter lists may refuse: it is then left whole and reported).
 - Tiny (fewer than ``min_domain_size`` tools, isolated tools included): merged into the neighbouring
@@ -71,11 +72,16 @@ def canonical_membership(membership: np.ndarray) -> np.ndarray:
     return out
 
 
+def split_cap(n: int, max_share: float, min_tools: int = 1) -> int:
+    """Largest community left whole: ``max_share`` of ``n`` tools, but never fewer than ``min_tools``."""
+    return max(1, min_tools, int(np.floor(max_share * n)))
+
+
 def split_giants(g, membership: np.ndarray, *, max_share: float, algorithm: str, objective: str,
-                 resolution: float, seed: int) -> tuple[np.ndarray, list[dict]]:
-    """Re-partition communities above ``max_share`` of all vertices; returns membership and a log."""
+                 resolution: float, seed: int, min_tools: int = 1) -> tuple[np.ndarray, list[dict]]:
+    """Re-partition communities above ``split_cap`` vertices; returns membership and a log."""
     n = len(membership)
-    cap = max(1, int(np.floor(max_share * n)))
+    cap = split_cap(n, max_share, min_tools)
     log: list[dict] = []
     membership = membership.copy()
     next_id = int(membership.max()) + 1 if n else 0

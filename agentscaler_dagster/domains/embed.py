@@ -121,7 +121,19 @@ def tool_text(tool: ToolSpec, fields: str = "parameters", skip: frozenset[str] |
     if fields == "parameters+name":
         head = f"{name_part}: {desc_part}" if desc_part else name_part
         return "; ".join([head, *entries])
-    raise ValueError(f"tool_text: unknown fields {fields!r}; expected 'parameters' or 'parameters+name'")
+    if fields in ("api+name+description", "api+name+description+parameters"):
+        # what the tool does and which API it belongs to: how people group APIs (by purpose and provider),
+        # which a parameter list alone does not say (weather and calendar tools share `date`, `location`)
+        title = clean_text(tool.source.api_title)
+        head = f"{title}. {name_part}" if title else name_part
+        text = f"{head}: {desc_part}" if desc_part else head
+        if fields == "api+name+description+parameters" and params:
+            text += ". Parameters: " + ", ".join(" ".join(split_words(p[0])) for p in params[:MAX_PARAMETERS])
+        return text
+    raise ValueError(f"tool_text: unknown fields {fields!r}; expected one of {', '.join(TEXT_FIELDS)}")
+
+
+TEXT_FIELDS = ("parameters", "parameters+name", "api+name+description", "api+name+description+parameters")
 
 
 # -------------------------------------------------------------------------------------------- cache

@@ -103,7 +103,7 @@ def build_dependency_graph(tools: list[ToolSpec], schema: dict, *, edge_verifier
                        required=required, start=not required)
     for a in specs:
         ba = bindings[a.name]
-        ends_record = ba["kind"] == "delete" or (ba["kind"] == "status" and ba.get("terminal"))
+        ends_record = ba["kind"] == "delete" or (ba["kind"] == "transition" and ba.get("terminal"))
         for b in specs:
             if a.name == b.name:
                 continue

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 
 from agentscaler_dagster.sandbox.static_check import FORBIDDEN_NAMES
+
+# a tool named "list" or "decimal" would shadow the builtin or module the generated helpers use
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_HELPER_NAMES = frozenset({"decimal", "json", "math", "re", "datetime", "copy", "itertools", "collections",
+                           "statistics", "state", "arguments"})
 
 READ_VERBS = frozenset({
     "get", "list", "search", "find", "fetch", "retrieve", "show", "read", "query", "lookup", "look", "check",
@@ -16,7 +22,8 @@ CREATE_VERBS = frozenset({
     "create", "add", "new", "post", "insert", "register", "book", "make", "submit", "place", "upload",
     "generate", "send", "schedule", "issue", "write", "record", "log", "reserve", "buy", "purchase",
     "invite", "subscribe", "start", "open", "import", "publish", "save", "attach", "request", "apply",
-    "enroll", "transfer", "pay", "share", "follow", "comment", "like", "rate", "review",
+    "enroll", "transfer", "pay", "share", "follow", "comment", "like", "rate", "review", "rent", "hire",
+    "deposit", "withdraw", "redeem", "topup",
 })
 UPDATE_VERBS = frozenset({
     "update", "set", "modify", "edit", "put", "patch", "change", "rename", "replace", "assign", "move",
@@ -148,6 +155,7 @@ def is_id_param(param: str) -> bool:
 def python_function_name(tool_name: str) -> str:
     """The function that implements a tool: its own name, or ``tool_<name>`` where the name is not usable."""
     if (tool_name.isidentifier() and not keyword.iskeyword(tool_name) and not tool_name.startswith("_")
-            and tool_name not in FORBIDDEN_NAMES and tool_name != "ToolError"):
+            and tool_name not in FORBIDDEN_NAMES and tool_name != "ToolError"
+            and tool_name not in _BUILTIN_NAMES and tool_name not in _HELPER_NAMES):
         return tool_name
     return "tool_" + re.sub(r"\W", "_", tool_name).strip("_")

@@ -7,7 +7,8 @@
     dependency_graph.json   nodes (operation, kind, collection), edges (the field that links them), starts
     dependency_graph.png    a picture of it
     states/<state_id>.json  initial states
-    validation.json         the validation report
+    validation.json         the validation report: runs, tool kinds, semantic property checks (semantics.py)
+    policy.md / policy.json the agent's policy document and its rules (policy.py)
     manifest.json           sha256 of every file above, counts, generator, seed
 
 Same inputs + seed give the same bytes (sorted JSON, fixed drawing, no clock).
@@ -21,40 +22,28 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from agentscaler_dagster.contracts import Domain, ToolSpec, content_hash
+from agentscaler_dagster.contracts import (
+    Domain,
+    EnvironmentManifest,
+    ToolSpec,
+    content_hash,
+)
 from agentscaler_dagster.envgen.codegen import CodeGenerator, ProgrammaticCodeGenerator
-from agentscaler_dagster.envgen.depgraph import EdgeVerifier, build_dependency_graph, draw_graph, graph_to_json
+from agentscaler_dagster.envgen.depgraph import (
+    EdgeVerifier,
+    build_dependency_graph,
+    draw_graph,
+    graph_to_json,
+)
 from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
+from agentscaler_dagster.envgen.policy import build_policy
 from agentscaler_dagster.envgen.schema import derive_schema, infer_snapshot_schema
 from agentscaler_dagster.envgen.states import generate_states
 from agentscaler_dagster.envgen.validation import ValidationReport, validate_parts
 
-ENVGEN_VERSION = "2"
+ENVGEN_VERSION = "3"
 
-
-class EnvironmentManifest(BaseModel):
-    domain_id: str
-    label: str
-    seed: int
-    envgen_version: str = ENVGEN_VERSION
-    generator: str = Field(description="Which code generator wrote tools_module.py.")
-    generator_attempts: list[dict] = Field(default_factory=list, description="Rejected attempts of a plug-in generator.")
-    schema_source: str = Field(default="tools", description="tools (derived) or snapshot (bring your own).")
-    n_tools: int
-    n_collections: int
-    n_states: int
-    n_edges: int
-    n_embedding_edges: int = Field(default=0, description="Edges linked only by name similarity (field_matcher).")
-    edge_matcher: str = Field(default="name", description="name, or the embedder and thresholds of the field matcher.")
-    n_starts: int
-    pass_rate: float
-    usable: bool
-    skipped_tools: list[str] = Field(default_factory=list)
-    files: dict[str, str] = Field(description="Relative path -> sha256 of the file's bytes.")
-    content_hash: str = Field(description="Hash over the file hashes: the package's data version.")
-    package_dir: str | None = Field(default=None, exclude=True)
+__all__ = ["ENVGEN_VERSION", "EnvironmentManifest", "build_environment", "build_environment_from_snapshot"]
 
 
 def _dump(value: Any) -> str:
@@ -116,6 +105,9 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
         "dependency_graph.json": _dump(graph_to_json(graph)),
         "validation.json": _dump(report.model_dump(mode="json")),
     }
+    policy = build_policy(domain.domain_id, domain.label, tools, schema)
+    texts["policy.md"] = policy.text
+    texts["policy.json"] = _dump(policy.model_dump(mode="json"))
     for sid, state in sorted(states.items()):
         texts[f"states/{sid}.json"] = _dump(state)
     for rel, text in texts.items():
@@ -130,6 +122,8 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
         n_collections=len(schema["collections"]), n_states=len(states), n_edges=len(gj["edges"]),
         n_embedding_edges=sum(1 for e in gj["edges"] if e.get("match") == "embedding"), edge_matcher=edge_matcher,
         n_starts=len(gj["starts"]), pass_rate=report.pass_rate, usable=report.usable, skipped_tools=skipped,
+        envgen_version=ENVGEN_VERSION, semantic_valid=report.semantic_valid, tool_kinds=report.tool_kinds,
+        failed_properties={t.tool: t.failed for t in report.semantics if t.failed}, policy_file="policy.md",
         files=files, content_hash=content_hash(files),
     )
     (out_dir / "manifest.json").write_text(_dump(manifest.model_dump(mode="json")), encoding="utf-8")

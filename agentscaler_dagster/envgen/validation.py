@@ -1,4 +1,4 @@
-"""Validation of an environment: does every tool run, and do writes write and reads only read?
+"""Validation of an environment: does every tool run, and does it do what its kind says (semantics.py)?
 
 For each tool, arguments are sampled from an initial state (ids of records that exist, field values the
 records hold, defaults by type) and the tool is called through the real sandbox. A tool passes when a
@@ -16,7 +16,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import ToolSpec, state_hash
-from agentscaler_dagster.envgen.states import _TERMINAL, state_problems
+from agentscaler_dagster.envgen.kinds import PRICE_WORDS, QUANTITY_WORDS, pick
+from agentscaler_dagster.envgen.schema import locator_params
+from agentscaler_dagster.envgen.semantics import ToolSemantics, check_semantics
+from agentscaler_dagster.envgen.states import state_problems
 from agentscaler_dagster.sandbox.argcheck import check_arguments
 from agentscaler_dagster.sandbox.static_check import check_module
 
@@ -42,6 +45,9 @@ class ValidationReport(BaseModel):
     tools: list[ToolCheck] = Field(default_factory=list)
     pass_rate: float = 0.0
     min_pass_rate: float = 0.9
+    tool_kinds: dict[str, str] = Field(default_factory=dict, description="Tool name -> kind (kinds.py).")
+    semantics: list[ToolSemantics] = Field(default_factory=list, description="Property checks by kind, per tool.")
+    semantic_valid: bool = False
     usable: bool = False
 
     @property
@@ -93,6 +99,19 @@ def _fit(value: Any, schema: dict) -> bool:
     return check_arguments("x", {"type": "object", "properties": {"v": schema}}, {"v": value}) is None
 
 
+def _coerce_key(value: Any, schema: dict) -> Any:
+    """Tools of one API disagree on an id's type (4501 vs "4501"); the record keys are text either way."""
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [_coerce_key(v, items) for v in value]
+    t = _base_type(schema)
+    if t == "string" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if t == "integer" and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
 def sample_arguments(spec: ToolSpec, schema: dict, state: dict, rng: random.Random, *,
                      include_optional: float = 0.0) -> dict:
     """Arguments for ``spec`` that make sense in ``state``: existing ids, values records hold.
@@ -107,12 +126,18 @@ def sample_arguments(spec: ToolSpec, schema: dict, state: dict, rng: random.Rand
     table = state.get(binding["collection"]) or {}
     records = [table[k] for k in sorted(table)]
     status_field = coll.get("status_field")
-    if binding["kind"] == "status" and status_field:
-        # a record the transition applies to
-        live = [r for r in records if r.get(status_field) != binding.get("status_value")
-                and r.get(status_field) not in _TERMINAL]
+    if binding["kind"] == "transition" and status_field:
+        # a record the transition applies to: one in a status with an edge to the target
+        allowed = (coll.get("transitions") or {}).get(binding.get("status_value"), [])
+        live = [r for r in records if r.get(status_field) in allowed]
         records = live or records
+    if binding["kind"] == "sub_remove":
+        # an item to remove, and one that must stay (so that removing too much shows)
+        several = [r for r in records if isinstance(r.get(binding["list_field"]), list) and len(r[binding["list_field"]]) > 1]
+        holding = [r for r in records if r.get(binding["list_field"])]
+        records = several or holding or records
     anchor = rng.choice(records) if records else None
+    locators = set(locator_params(binding, required)) if binding["kind"] not in ("create", "action") else set()
     args: dict = {}
     for param in sorted(props):
         if param not in required and rng.random() >= include_optional:
@@ -121,20 +146,48 @@ def sample_arguments(spec: ToolSpec, schema: dict, state: dict, rng: random.Rand
         role = binding["params"].get(param, {"role": "field", "field": param})
         value: Any = None
         found = False
-        if role["role"] in ("id", "id_in") and anchor is not None:
+        if role["role"] == "id" and binding["kind"] == "create":
+            # a create that takes its own id needs one no record has yet
+            integer = _base_type(pschema) == "integer"
+            taken = {str(k) for k in table}
+            n = len(table) + 1
+            while (str(n + 1000) if integer else f"{coll['id_prefix']}-{n}") in taken:
+                n += 1
+            value, found = (n + 1000 if integer else f"{coll['id_prefix']}-{n}"), True
+        elif role["role"] in ("id", "id_in") and anchor is not None:
             value, found = anchor.get(coll["id_field"]), True
             if value is None:
                 value = next((k for k in sorted(table) if table[k] is anchor), None)
             if role["role"] == "id_in":
                 value = [value]
+        elif role["role"] == "items" and anchor is not None:
+            current = anchor.get(role["field"]) if isinstance(anchor.get(role["field"]), list) else []
+            if binding["kind"] == "sub_remove":
+                pool = list(current)
+            elif role.get("ref"):
+                ref_coll = schema["collections"][role["ref"]]
+                ref_table = state.get(role["ref"]) or {}
+                pool = [ref_table[k].get(ref_coll["id_field"], k) for k in sorted(ref_table)]
+                pool = [v for v in pool if v not in current] or pool
+            else:
+                pool = [default_value((pschema.get("items") or {}) if _base_type(pschema) == "array" else pschema,
+                                      rng) for _ in range(3)]
+            if pool:
+                picked = rng.choice(pool)
+                value, found = ([picked] if role.get("many") else picked), True
         elif role["role"] == "ref":
             ref_table = state.get(role["ref"]) or {}
             own = anchor.get(role["field"]) if anchor is not None and binding["kind"] != "create" else None
-            if own is not None and binding["operation"] == "read":
+            if own is not None and (binding["operation"] == "read" or param in locators):
                 value, found = own, True
             elif ref_table:
                 ref_coll = schema["collections"][role["ref"]]
-                key = rng.choice(sorted(ref_table))
+                keys = sorted(ref_table)
+                if binding["operation"] == "write" and binding["kind"] not in ("create", "action") and own is not None:
+                    # a change of reference must change something: another record than the one it holds
+                    held = {str(v) for v in (own if isinstance(own, list) else [own])}
+                    keys = [k for k in keys if str(k) not in held] or keys
+                key = rng.choice(keys)
                 value = ref_table[key].get(ref_coll["id_field"], key)
                 value, found = ([value] if role.get("many") else value), True
         elif role["role"] == "limit":
@@ -153,20 +206,52 @@ def sample_arguments(spec: ToolSpec, schema: dict, state: dict, rng: random.Rand
             pool = [r for r in records if r is not anchor] if write and binding["kind"] != "create" else [anchor]
             pool = pool or records
             source = rng.choice(pool) if write else anchor
+            if write and param in locators:
+                source = anchor  # the arguments that find the record name the anchor itself
             if source is not None and source.get(role["field"]) is not None:
                 value, found = source[role["field"]], True
+        if found and value is not None and role["role"] in ("id", "id_in", "ref", "items"):
+            value = _coerce_key(value, pschema)
         if found and value is not None and _fit(value, pschema):
             args[param] = value
         else:
             args[param] = default_value(pschema, rng)
         if (role["role"] == "field" and binding["operation"] == "write" and binding["kind"] != "create"
+                and param not in locators
                 and anchor is not None and anchor.get(role["field"]) == args[param]):
             # an update must change something: a value the record does not hold yet
             for _ in range(4):
                 args[param] = default_value(pschema, rng, nonempty=True)
                 if args[param] != anchor.get(role["field"]):
                     break
+    if binding["kind"] == "action":
+        _fit_action(spec, binding, schema, state, args)
+    if binding["kind"] == "update":
+        # an update needs something to set beyond the arguments that find its record
+        locators = set(locator_params(binding, required))
+        settable = [p for p in sorted(props) if p not in locators and binding["params"].get(p, {}).get("role")
+                    in ("field", "ref")]
+        if settable and not any(p in args for p in settable):
+            return sample_arguments(spec, schema, state, rng, include_optional=1.0)
     return args
+
+
+def _fit_action(spec: ToolSpec, binding: dict, schema: dict, state: dict, args: dict) -> None:
+    """A booking asks for one unit; a payment pays part of what is due (so that funds and stock suffice)."""
+    fields = {p: r["field"] for p, r in binding["params"].items() if r["role"] == "field"}
+    qty = pick(fields, QUANTITY_WORDS)
+    if qty and qty in args and isinstance(args[qty], int):
+        args[qty] = 1
+    amount = next((p for p in sorted(fields) if p == "amount" or p.endswith("_amount")), None)
+    if amount and amount in args and isinstance(args[amount], (int, float)):
+        offer = binding.get("offer")
+        param = next((p for p, r in sorted(binding["params"].items()) if r["role"] == "ref" and r["ref"] == offer), None)
+        record = (state.get(offer) or {}).get(str(args.get(param))) if offer and param else None
+        price = pick(schema["collections"][offer]["record"]["properties"], PRICE_WORDS) if offer else None
+        due = record.get(price) if isinstance(record, dict) and price else None
+        value = round(min(float(due), 20.0), 2) if isinstance(due, (int, float)) and due > 0 else 10.0
+        args[amount] = value if _base_type((spec.parameters.get("properties") or {}).get(amount)) == "number" \
+            else max(1, int(value))
 
 
 def validate_parts(domain_id: str, specs: list[ToolSpec], source: str, schema: dict, states: dict[str, dict], *,
@@ -232,12 +317,16 @@ def validate_parts(domain_id: str, specs: list[ToolSpec], source: str, schema: d
                 check.ok, check.error = True, None
                 break
             report.tools.append(check)
+        report.tool_kinds = {s.name: schema["bindings"][s.name]["kind"] for s in sorted(specs, key=lambda s: s.name)
+                             if s.name in schema.get("bindings", {})}
+        report.semantics = check_semantics(env, specs, schema, states, seed=seed)
+        report.semantic_valid = bool(report.semantics) and not any(t.failed for t in report.semantics)
     finally:
         env.close()
     passed = sum(1 for t in report.tools if t.ok)
     report.pass_rate = round(passed / len(report.tools), 4) if report.tools else 0.0
     report.usable = (not report.static_problems and report.compiled and not report.missing_functions
-                     and not report.state_problems and report.pass_rate >= min_pass_rate)
+                     and not report.state_problems and report.pass_rate >= min_pass_rate and report.semantic_valid)
     return report
 
 

@@ -6,36 +6,52 @@ from agentscaler_dagster.llm.client import OpenAICompatibleClient
 
 
 class OpenAIChatAgent:
-    """The agent role played by a model behind an OpenAI-compatible server (native tool calling)."""
+    """The agent role played by a model behind an OpenAI-compatible server (native tool calling).
+
+    Pass ``client`` to share one client (one concurrency bound, one usage count) across episodes.
+    Tool calls come back as the server parsed them; arguments that are not JSON or name an unknown
+    tool are left for the episode loop, which records them as observations.
+    """
 
     def __init__(
         self,
         *,
-        base_url: str,
-        model: str,
+        base_url: str | list[str] = "",
+        model: str = "",
         api_key: str = "EMPTY",
         temperature: float = 0.0,
         max_tokens: int = 512,
         timeout_s: float = 120.0,
         max_retries: int = 3,
         seed: int | None = None,
+        stream: bool = False,
+        extra: dict | None = None,
         client: OpenAICompatibleClient | None = None,
     ):
-        self.name = f"openai:{model}"
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.seed = seed
+        if client is None and not base_url:
+            raise ValueError("OpenAIChatAgent needs a base_url or a client")
         self.client = client or OpenAICompatibleClient(
             base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
         )
+        self.name = f"openai:{self.client.model}"
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.stream = stream
+        self.extra = extra
 
     @property
     def sampling(self) -> dict:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
+    def reset(self, *, seed: int) -> None:
+        """Start a new episode sampled with ``seed`` (the evaluation derives it per task and trial)."""
+        self.seed = seed
+
     def act(self, messages: list[dict], tools: list[dict]) -> dict:
         reply = self.client.chat(
-            messages=messages, tools=tools, temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+            messages=messages, tools=tools, temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
+            stream=self.stream, extra=self.extra,
         )
         message: dict = {"role": "assistant", "content": reply.get("content")}
         calls = []

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
 from typing import Any
@@ -19,12 +21,14 @@ class OpenAICompatibleClient:
     """A small, synchronous client for `/v1/chat/completions` with bounded concurrency, retries and timeouts.
 
     Thread-safe: at most ``max_concurrency`` requests are in flight across threads sharing the client.
+    ``base_url`` may be a list: requests go round-robin over the servers, and a retry after a transport
+    error or a 5xx goes to the next one. ``usage`` sums the servers' token counts (throughput metadata).
     """
 
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | list[str],
         model: str,
         api_key: str = "EMPTY",
         timeout_s: float = 120.0,
@@ -36,15 +40,23 @@ class OpenAICompatibleClient:
         if structured_style not in ("json_schema", "json_object"):
             raise ValueError(f"structured_style must be json_schema (OpenAI, vLLM, SGLang) or json_object (llama.cpp server), got {structured_style!r}")
         self.structured_style = structured_style
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise ValueError(f"base_url must be a URL or a non-empty list of URLs, got {base_url!r}")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0] if len(self.base_urls) == 1 else ", ".join(self.base_urls)
+        self._next_url = itertools.cycle(range(len(self.base_urls)))
+        self._usage_lock = threading.Lock()
+        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self.model = model
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._http = httpx.Client(
-            base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             headers={"Authorization": f"Bearer {api_key}"},
+            # httpx's default pool (100) would queue requests the semaphore already let through
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
         )
 
     def close(self) -> None:
@@ -66,11 +78,19 @@ class OpenAICompatibleClient:
         seed: int | None = None,
         json_schema: dict | None = None,
         extra: dict | None = None,
+        tool_choice: str | dict | None = None,
+        stream: bool = False,
     ) -> dict:
-        """One chat completion; returns the first choice's message (OpenAI format)."""
+        """One chat completion; returns the first choice's message (OpenAI format).
+
+        ``stream=True`` reads the server-sent deltas and joins them (content and tool calls) into the same
+        message shape, so callers do not care which way it came.
+        """
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature}
         if tools:
             body["tools"] = tools
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if seed is not None:
@@ -82,30 +102,89 @@ class OpenAICompatibleClient:
             else:
                 body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
         body.update(extra or {})
-        reply = self._post("/chat/completions", body)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        reply = self._post("/chat/completions", body, stream=stream)
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        if isinstance(usage, dict):
+            with self._usage_lock:
+                self.usage["requests"] += 1
+                self.usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+                self.usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
         try:
             return reply["choices"][0]["message"]
         except (KeyError, IndexError, TypeError) as exc:
             raise BackendError(f"{self.base_url}: reply without choices[0].message: {str(reply)[:300]}") from exc
 
-    def _post(self, path: str, body: dict) -> dict:
+    def _post(self, path: str, body: dict, *, stream: bool = False) -> dict:
         last: str = ""
+        tried: list[str] = []
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            url = self.base_urls[next(self._next_url)]
+            if url not in tried:
+                tried.append(url)
             with self._slots:
                 try:
-                    response = self._http.post(path, json=body)
+                    if stream:
+                        with self._http.stream("POST", url + path, json=body) as response:
+                            if response.status_code < 400:
+                                return _join_stream(response.iter_lines(), url + path)
+                            response.read()
+                    else:
+                        response = self._http.post(url + path, json=body)
                 except httpx.TransportError as exc:
-                    last = f"{type(exc).__name__}: {exc} (is the server running at {self.base_url}?)"
+                    last = f"{type(exc).__name__}: {exc} (is the server running at {url}?)"
                     continue
             if response.status_code in _RETRY_STATUS:
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                last = f"{url}: HTTP {response.status_code}: {response.text[:300]}"
                 continue
             if response.status_code >= 400:
-                raise BackendError(f"{self.base_url}{path} refused the request (HTTP {response.status_code}): {response.text[:500]}")
+                raise BackendError(f"{url}{path} refused the request (HTTP {response.status_code}): {response.text[:500]}")
             try:
                 return response.json()
             except ValueError as exc:
-                raise BackendError(f"{self.base_url}{path} answered with non-JSON: {response.text[:300]}") from exc
-        raise BackendError(f"{self.base_url}{path} failed after {self.max_retries + 1} attempts; last error: {last}")
+                raise BackendError(f"{url}{path} answered with non-JSON: {response.text[:300]}") from exc
+        raise BackendError(
+            f"{', '.join(tried)}{path} failed after {self.max_retries + 1} attempts; last error: {last}"
+        )
+
+
+def _join_stream(lines, where: str) -> dict:
+    """Server-sent chat deltas joined into one non-streamed reply (tool-call pieces joined by index)."""
+    content: list[str] = []
+    calls: dict[int, dict] = {}
+    usage = None
+    finish = None
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise BackendError(f"{where}: stream chunk is not JSON: {data[:200]}") from exc
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            finish = choice.get("finish_reason") or finish
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                content.append(delta["content"])
+            for piece in delta.get("tool_calls") or []:
+                call = calls.setdefault(piece.get("index", len(calls)), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+                if piece.get("id"):
+                    call["id"] = piece["id"]
+                function = piece.get("function") or {}
+                call["function"]["name"] += function.get("name") or ""
+                call["function"]["arguments"] += function.get("arguments") or ""
+    message: dict = {"role": "assistant", "content": "".join(content) or None}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}

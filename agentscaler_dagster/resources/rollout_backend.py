@@ -5,48 +5,55 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from agentscaler_dagster.llm import OpenAICompatibleClient
+
 
 class RolloutBackend(dg.ConfigurableResource):
-    """Who plays the simulated user and the agent during rollouts.
+    """Who plays the simulated user and the agent during rollouts, and how many episodes run at once.
 
-    ``programmatic`` is the embedded default: scripted simulators that need no model (they are
-    simulators, not models). ``openai`` talks to any OpenAI-compatible server (vLLM, SGLang,
-    llama.cpp server) for the agent.
+    ``agent=programmatic`` is the embedded default: a scripted simulator that needs no model (a
+    simulator, not a model). ``agent=llm`` gives the agent role to the `llm` endpoint resource - the
+    one place where the server is configured.
     """
 
-    kind: Literal["programmatic", "openai"] = Field(default="programmatic", description="programmatic simulators or an OpenAI-compatible server.")
+    agent: Literal["programmatic", "llm"] = Field(default="programmatic", description="programmatic simulator, or the `llm` endpoint resource.")
+    user: Literal["scripted", "llm"] = Field(default="scripted", description="scripted simulator (follows the task's script), or the `llm` endpoint told the user's goal.")
     agent_error_rate: float = Field(default=0.15, description="Programmatic agent: chance of a realistic mistake per step, so the filters have work.")
-    base_url: str = Field(default="http://127.0.0.1:8000/v1", description="OpenAI-compatible server (kind=openai).")
-    model: str = Field(default="", description="Model name served at base_url (kind=openai).")
-    api_key: str = Field(default="EMPTY", description="API key; use EnvVar('OPENAI_API_KEY') for real providers.")
-    temperature: float = Field(default=0.0, description="Sampling temperature for the agent (kind=openai).")
-    timeout_s: float = Field(default=120.0, description="Per-request timeout (kind=openai).")
-    max_retries: int = Field(default=3, description="Retries on transport errors and 5xx (kind=openai).")
+    temperature: float = Field(default=0.0, description="Sampling temperature of the agent (agent=llm).")
+    max_tokens: int = Field(default=512, description="Generation limit per agent turn (agent=llm).")
+    concurrency: int = Field(default=0, description="Episodes at once; 0: the endpoint's max_concurrency for agent=llm, 1 for the programmatic agent.")
+    backend_retries: int = Field(default=2, description="Times an episode is played again after the model server failed under it.")
 
-    def agent_factory(self):
-        """A callable ``seed -> AgentPolicy``."""
-        if self.kind == "programmatic":
+    def episode_concurrency(self, endpoint_concurrency: int) -> int:
+        if self.concurrency:
+            return self.concurrency
+        # the programmatic agent spends its time in the sandbox, which serialises tool calls anyway
+        return max(1, endpoint_concurrency) if self.uses_llm else 1
+
+    def agent_factory(self, client: OpenAICompatibleClient | None = None):
+        """A callable ``seed -> AgentPolicy``; ``client`` (from the `llm` resource) for agent=llm, shared by all episodes."""
+        if self.agent == "programmatic":
             from agentscaler_dagster.rollout import ProgrammaticAgentSimulator
 
             return lambda seed: ProgrammaticAgentSimulator(seed=seed, error_rate=self.agent_error_rate)
+        if client is None:
+            raise ValueError("rollout_backend.agent=llm needs a client from the `llm` resource (its kind must not be programmatic)")
         from agentscaler_dagster.llm import OpenAIChatAgent
 
-        return lambda seed: OpenAIChatAgent(
-            base_url=self.base_url,
-            model=self.model,
-            api_key=self.api_key,
-            temperature=self.temperature,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            seed=seed,
-        )
-
-    def user_factory(self):
-        """A callable ``seed -> UserSimulator``; the scripted user serves both kinds for now."""
-        from agentscaler_dagster.rollout import ScriptedUserSimulator
-
-        return lambda seed: ScriptedUserSimulator(seed=seed)
+        return lambda seed: OpenAIChatAgent(client=client, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
 
     @property
-    def backend_name(self) -> str:
-        return "programmatic-simulator" if self.kind == "programmatic" else f"openai:{self.model}@{self.base_url}"
+    def uses_llm(self) -> bool:
+        return "llm" in (self.agent, self.user)
+
+    def user_factory(self, client: OpenAICompatibleClient | None = None):
+        """A callable ``seed -> UserSimulator``; ``client`` (from the `llm` resource) for user=llm."""
+        if self.user == "scripted":
+            from agentscaler_dagster.rollout import ScriptedUserSimulator
+
+            return lambda seed: ScriptedUserSimulator(seed=seed)
+        if client is None:
+            raise ValueError("rollout_backend.user=llm needs a client from the `llm` resource (its kind must not be programmatic)")
+        from agentscaler_dagster.llm import OpenAIUserSimulator
+
+        return lambda seed: OpenAIUserSimulator(client=client, seed=seed)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import queue
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -215,9 +219,66 @@ def episode_seed(seed: int, task_id: str, trial: int) -> int:
     return int(content_hash({"seed": seed, "task_id": task_id, "trial": trial})[:8], 16)
 
 
+def _setup_error(task: Task, trial: int, agent, user, exc: Exception) -> Trajectory:
+    return Trajectory(
+        trajectory_id=trajectory_id(task.task_id, trial, getattr(agent, "name", "?"), getattr(user, "name", "?")),
+        task_id=task.task_id,
+        domain_id=task.domain_id,
+        trial=trial,
+        messages=[],
+        final_state_hash="",
+        termination="setup_error",
+        backend=getattr(agent, "name", "?"),
+        error=str(exc),
+    )
+
+
+class EnvironmentPool:
+    """Loaded copies of one environment behind the one-environment interface.
+
+    A tool call takes whichever copy is free: the state travels with the call, so any copy can run it,
+    and concurrent episodes are not queued behind one sandbox worker.
+    """
+
+    def __init__(self, copies: list):
+        if not copies:
+            raise ValueError("EnvironmentPool needs at least one loaded environment")
+        ids = {getattr(c, "domain_id", None) for c in copies}
+        if len(ids) != 1:
+            raise ValueError(f"EnvironmentPool copies must be of one environment, got domains {sorted(map(str, ids))}")
+        self._copies = copies
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for c in copies:
+            self._free.put(c)
+
+    def __getattr__(self, name: str):
+        # tools, schema, initial states, policy ...: the same in every copy
+        return getattr(self._copies[0], name)
+
+    def call(self, state: dict, name: str, arguments: dict):
+        copy_ = self._free.get()
+        try:
+            return copy_.call(state, name, arguments)
+        finally:
+            self._free.put(copy_)
+
+
+def backend_failed(trajectory: Trajectory) -> bool:
+    """The episode ended because the model server failed (down, killed, timing out), not by the model's doing.
+
+    A request the server refused (HTTP 4xx: a prompt too long, a bad parameter) would fail again: not retried.
+    """
+    error = trajectory.error or ""
+    return (
+        trajectory.termination in ("agent_error", "user_error")
+        and error.startswith("BackendError")
+        and "refused the request" not in error
+    )
+
+
 def run_rollouts(
     tasks: Iterable[Task],
-    env: EnvironmentLike,
+    env: EnvironmentLike | list[EnvironmentLike],
     agent_factory: Callable[[int], AgentPolicy],
     user_factory: Callable[[int], UserSimulator],
     *,
@@ -226,40 +287,100 @@ def run_rollouts(
     progress: Callable[[int, int], None] | None = None,
     max_turns: int = 20,
     system_prompt: str | None = None,
+    concurrency: int = 1,
+    out_path: str | Path | None = None,
+    backend_retries: int = 2,
 ) -> list[Trajectory]:
     """``trials`` episodes per task, each with fresh simulators seeded per (task, trial).
 
-    A task that does not fit ``env`` gives a ``setup_error`` trajectory (the filters reject it)
-    instead of stopping the other tasks.
+    Up to ``concurrency`` episodes run at once (threads: the model calls wait on the network, and the
+    sandbox serialises tool calls itself). ``env`` may be a list of loaded copies of one environment (one
+    sandbox worker each): each tool call takes whichever copy is free (see ``EnvironmentPool``). A task
+    that does not fit ``env`` gives a ``setup_error`` trajectory (the filters reject it) instead of
+    stopping the other tasks. An episode that ended
+    because the model server failed is played again, up to ``backend_retries`` times, and is kept with
+    its error after that.
+
+    With ``out_path`` (JSONL), each finished episode is appended at once, and a run that was
+    interrupted resumes: episodes already in the file - keyed by (task, trial) - are kept, not replayed,
+    except those that ended by a server failure, which are played again. The result is in task order,
+    whatever the concurrency.
     """
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     tasks = list(tasks)
-    total = len(tasks) * trials
-    out: list[Trajectory] = []
-    for task in tasks:
-        for trial in range(trials):
-            s = episode_seed(seed, task.task_id, trial)
+    if isinstance(env, (list, tuple)):
+        env = EnvironmentPool(list(env)) if len(env) != 1 else env[0]
+    order = {(task.task_id, trial): i for i, (task, trial) in enumerate((t, k) for t in tasks for k in range(trials))}
+    total = len(order)
+    done: dict[tuple[str, int], Trajectory] = {}
+    sink = None
+    if out_path is not None:
+        done = {k: v for k, v in _resume(Path(out_path)).items() if k in order and not backend_failed(v)}
+        _rewrite(Path(out_path), sorted(done.values(), key=lambda t: order[(t.task_id, t.trial)]))
+        sink = Path(out_path).open("a", encoding="utf-8")
+    lock = threading.Lock()
+    finished = [len(done)]
+
+    def play(task: Task, trial: int) -> Trajectory:
+        s = episode_seed(seed, task.task_id, trial)
+        for attempt in range(backend_retries + 1):
             agent, user = agent_factory(s), user_factory(s)
             try:
-                out.append(run_episode(task, env, agent, user, trial=trial, max_turns=max_turns, system_prompt=system_prompt))
+                trajectory = run_episode(task, env, agent, user, trial=trial, max_turns=max_turns, system_prompt=system_prompt)
             except ValueError as exc:
-                out.append(
-                    Trajectory(
-                        trajectory_id=trajectory_id(task.task_id, trial, getattr(agent, "name", "?"), getattr(user, "name", "?")),
-                        task_id=task.task_id,
-                        domain_id=task.domain_id,
-                        trial=trial,
-                        messages=[],
-                        final_state_hash="",
-                        termination="setup_error",
-                        backend=getattr(agent, "name", "?"),
-                        error=str(exc),
-                    )
-                )
+                trajectory = _setup_error(task, trial, agent, user, exc)
+            if not backend_failed(trajectory):
+                break
+        if attempt:
+            trajectory.timings["backend_attempts"] = attempt + 1
+        with lock:
+            if sink is not None:
+                sink.write(canonical_json(trajectory.model_dump(mode="json")) + "\n")
+                sink.flush()  # written at once: a killed run keeps every finished episode
+            finished[0] += 1
             if progress is not None:
-                progress(len(out), total)
-    return out
+                progress(finished[0], total)
+        return trajectory
+
+    todo = [(task, trial) for task in tasks for trial in range(trials) if (task.task_id, trial) not in done]
+    try:
+        if concurrency == 1:
+            results = [play(task, trial) for task, trial in todo]
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="episode") as pool:
+                results = list(pool.map(lambda pair: play(*pair), todo))
+    finally:
+        if sink is not None:
+            sink.close()
+    for trajectory in results:
+        done[(trajectory.task_id, trajectory.trial)] = trajectory
+    return sorted(done.values(), key=lambda t: order[(t.task_id, t.trial)])
+
+
+def _resume(path: Path) -> dict[tuple[str, int], Trajectory]:
+    """Finished episodes of an earlier run; a line cut short by a kill is dropped (it is played again)."""
+    kept: dict[tuple[str, int], Trajectory] = {}
+    if not path.exists():
+        return kept
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            trajectory = Trajectory.model_validate_json(line)
+        except ValueError:
+            continue
+        kept[(trajectory.task_id, trajectory.trial)] = trajectory
+    return kept
+
+
+def _rewrite(path: Path, trajectories: list[Trajectory]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for t in trajectories:
+            fh.write(canonical_json(t.model_dump(mode="json")) + "\n")
+    os.replace(tmp, path)
 
 
 def write_trajectories(trajectories: Iterable[Trajectory], path: str | Path, *, timings: bool = True) -> Path:

