@@ -162,3 +162,41 @@ def test_llm_edge_verifier_keeps_edges_when_the_server_is_down():
     verifier = LLMEdgeVerifier(client)
     assert verifier(a, b) is True
     assert verifier.decisions[(a.name, b.name)]["reason"].startswith("kept: verification failed (BackendError")
+
+
+def test_llm_policy_writer_writes_the_prose_and_keeps_the_rules(server, tmp_path: Path):
+    """The policy through the real server: the model's prose is kept, the programmatic rules follow it."""
+    import json as _json
+
+    from agentscaler_dagster.contracts import Domain
+    from agentscaler_dagster.envgen import build_environment
+    from agentscaler_dagster.llm import LLMPolicyWriter
+    from agentscaler_dagster.tasks.demo_domain import TOOL_SPECS
+
+    domain = Domain(domain_id="demo-retail", label="retail orders", tool_ids=[s.tool_id for s in TOOL_SPECS])
+    client = OpenAICompatibleClient(base_url=server, model="gemma3-270m")
+    build_environment(domain, list(TOOL_SPECS), tmp_path / "plain", seed=0)
+    build_environment(domain, list(TOOL_SPECS), tmp_path / "llm", seed=0,
+                      policy_writer=LLMPolicyWriter(client, max_tokens=96))
+    plain = _json.loads((tmp_path / "plain" / "policy.json").read_text())
+    written = _json.loads((tmp_path / "llm" / "policy.json").read_text())
+    assert written["rules"] == plain["rules"]  # what the tools enforce does not depend on the prose
+    if written["generator"].startswith("llm:"):
+        assert written["text"] != plain["text"]
+        assert all(rule["text"] in written["text"] for rule in plain["rules"])
+    else:  # the model wrote nothing: the programmatic text stays, and the manifest says why
+        assert written["text"] == plain["text"] and "gemma3-270m" in written["generator"]
+    assert (tmp_path / "llm" / "policy.md").read_text() == written["text"]
+
+
+def test_llm_policy_writer_failure_keeps_the_programmatic_policy(tmp_path: Path):
+    from agentscaler_dagster.contracts import Domain
+    from agentscaler_dagster.envgen import build_environment
+    from agentscaler_dagster.llm import LLMPolicyWriter
+    from agentscaler_dagster.tasks.demo_domain import TOOL_SPECS
+
+    domain = Domain(domain_id="demo-retail", label="retail orders", tool_ids=[s.tool_id for s in TOOL_SPECS])
+    dead = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{_free_port()}/v1", model="m", max_retries=0, timeout_s=2)
+    build_environment(domain, list(TOOL_SPECS), tmp_path / "llm", seed=0, policy_writer=LLMPolicyWriter(dead))
+    policy = __import__("json").loads((tmp_path / "llm" / "policy.json").read_text())
+    assert policy["generator"].startswith("programmatic (llm:m failed") and policy["rules"]

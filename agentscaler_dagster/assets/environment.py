@@ -1,3 +1,5 @@
+import json
+
 import dagster as dg
 from pydantic import Field
 
@@ -9,7 +11,7 @@ from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.envgen import build_environment
 from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.kinds import kinds_markdown
-from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier
+from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier, LLMPolicyWriter
 from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
 
 
@@ -19,6 +21,7 @@ class EnvironmentConfig(dg.Config):
     min_pass_rate: float = Field(default=0.8, description="An environment below this validation pass rate is not used downstream.")
     code_generator: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the tool module; validated, with fallback).")
     max_generator_attempts: int = Field(default=3, description="LLM attempts before falling back to the programmatic generator.")
+    policy_writer: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the policy's prose; the checkable rules stay programmatic and are appended).")
     verify_edges: bool = Field(default=False, description="Ask the `llm` resource to veto candidate dependency edges.")
     edge_embedder: str = Field(default="minilm", description="Embedder that links a required input to a differently named output (contactid <- contact_id): minilm, hashing, or none (exact names only).")
     edge_similarity: float = Field(default=0.8, description="Cosine similarity of the two names' words above which they link (measured: benchmarks/RESULTS.md, Dependency edges).")
@@ -46,6 +49,9 @@ def environment(
         raise ValueError(f"code_generator must be programmatic or llm, got {config.code_generator!r}")
     generator = LLMCodeGenerator(llm.client(), seed=config.seed) if config.code_generator == "llm" else None
     verifier = LLMEdgeVerifier(llm.client()) if config.verify_edges else None
+    if config.policy_writer not in ("programmatic", "llm"):
+        raise ValueError(f"policy_writer must be programmatic or llm, got {config.policy_writer!r}")
+    policy_writer = LLMPolicyWriter(llm.client(), seed=config.seed) if config.policy_writer == "llm" else None
     if config.edge_embedder not in ("minilm", "hashing", "none"):
         raise ValueError(f"edge_embedder must be minilm, hashing or none, got {config.edge_embedder!r}")
     matcher = None if config.edge_embedder == "none" else FieldMatcher(
@@ -53,7 +59,7 @@ def environment(
     manifest = build_environment(
         domain, tools, out, seed=config.seed, n_states=config.n_states, min_pass_rate=config.min_pass_rate,
         code_generator=generator, edge_verifier=verifier, field_matcher=matcher,
-        max_attempts=config.max_generator_attempts,
+        max_attempts=config.max_generator_attempts, policy_writer=policy_writer,
     )
     context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
     return result(
@@ -68,6 +74,7 @@ def environment(
             "initial_states": config.n_states,
             "pass_rate": float(manifest.pass_rate),
             "generator": manifest.generator,
+            "policy_generator": json.loads((out / "policy.json").read_text("utf-8"))["generator"],
             "generator_attempts": dg.MetadataValue.json(manifest.generator_attempts),
             "dependency_graph": picture(out / "dependency_graph.png", f"dependency graph of {domain_id}"),
             "tool_kinds": dg.MetadataValue.md(kinds_markdown(manifest.tool_kinds, manifest.failed_properties)),

@@ -36,7 +36,7 @@ from agentscaler_dagster.envgen.depgraph import (
     graph_to_json,
 )
 from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
-from agentscaler_dagster.envgen.policy import build_policy
+from agentscaler_dagster.envgen.policy import PolicyWriter, build_policy, write_policy
 from agentscaler_dagster.envgen.schema import derive_schema, infer_snapshot_schema
 from agentscaler_dagster.envgen.states import generate_states
 from agentscaler_dagster.envgen.validation import ValidationReport, validate_parts
@@ -90,7 +90,8 @@ def _choose_code(domain: Domain, tools: list[ToolSpec], schema: dict, states: di
 
 def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], schema: dict, source: str,
                    graph, states: dict[str, dict], report: ValidationReport, seed: int, generator: str,
-                   attempts: list[dict], skipped: list[str], edge_matcher: str = "name") -> EnvironmentManifest:
+                   attempts: list[dict], skipped: list[str], edge_matcher: str = "name",
+                   policy_writer: PolicyWriter | None = None) -> EnvironmentManifest:
     out_dir.mkdir(parents=True, exist_ok=True)
     states_dir = out_dir / "states"
     states_dir.mkdir(exist_ok=True)
@@ -105,7 +106,7 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
         "dependency_graph.json": _dump(graph_to_json(graph)),
         "validation.json": _dump(report.model_dump(mode="json")),
     }
-    policy = build_policy(domain.domain_id, domain.label, tools, schema)
+    policy = write_policy(build_policy(domain.domain_id, domain.label, tools, schema), tools, schema, policy_writer)
     texts["policy.md"] = policy.text
     texts["policy.json"] = _dump(policy.model_dump(mode="json"))
     for sid, state in sorted(states.items()):
@@ -134,13 +135,15 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
 def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path, *, seed: int,
                       n_states: int = 3, code_generator: CodeGenerator | None = None,
                       edge_verifier: EdgeVerifier | None = None, field_matcher: FieldMatcher | None = None,
-                      min_pass_rate: float = 0.9, max_attempts: int = 3, runtime=None) -> EnvironmentManifest:
+                      min_pass_rate: float = 0.9, max_attempts: int = 3, runtime=None,
+                      policy_writer: PolicyWriter | None = None) -> EnvironmentManifest:
     """Materialise a domain: schema, dependency graph, tool code, initial states, validation, manifest.
 
     ``code_generator`` (e.g. an LLM) is tried up to ``max_attempts`` times; code that fails the static
     check or validation falls back to the programmatic generator. ``edge_verifier(a, b) -> bool`` may veto
     dependency edges; ``field_matcher`` adds edges where an output's name embeds close to a required input's
-    (``fieldmatch``). ``runtime`` lets several builds share one sandbox worker.
+    (``fieldmatch``). ``runtime`` lets several builds share one sandbox worker. ``policy_writer`` (e.g. an
+    LLM) rewrites the policy's text; its rules stay the programmatic ones, and a failure keeps that text.
     """
     if not tools:
         raise ValueError(f"domain {domain.domain_id}: no tools given")
@@ -155,7 +158,7 @@ def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path
         min_pass_rate=min_pass_rate, runtime=runtime)
     return _write_package(Path(out_dir), domain=domain, tools=tools, schema=schema, source=source, graph=graph,
                           states=states, report=report, seed=seed, generator=generator, attempts=attempts,
-                          skipped=skipped,
+                          skipped=skipped, policy_writer=policy_writer,
                           edge_matcher=field_matcher.matcher_id if field_matcher else "name")
 
 

@@ -37,6 +37,25 @@ class PolicyWriter(Protocol):
         ...
 
 
+def write_policy(policy: Policy, tools: list[ToolSpec], schema: dict, writer: PolicyWriter | None) -> Policy:
+    """The policy with its prose written by ``writer`` (an LLM); the programmatic text when there is none.
+
+    The rules stay the programmatic ones, and their text is appended to what the writer wrote, so the agent
+    always reads the rules the tools enforce, however the prose came out. A writer that fails or writes
+    nothing leaves the programmatic text; ``generator`` records which happened.
+    """
+    if writer is None:
+        return policy
+    try:
+        prose = (writer.write(policy, tools, schema) or "").strip()
+    except Exception as exc:  # noqa: BLE001 - a writer that fails leaves the programmatic policy in place
+        return policy.model_copy(update={"generator": f"programmatic ({writer.name} failed: {exc})"[:300]})
+    if not prose:
+        return policy.model_copy(update={"generator": f"programmatic ({writer.name} wrote nothing)"})
+    rules = "\n".join(f"- {rule.text}" for rule in policy.rules)
+    return policy.model_copy(update={"text": f"{prose}\n\n## Rules\n\n{rules}\n", "generator": writer.name})
+
+
 def _a(noun: str) -> str:
     words = noun.replace("_", " ")
     return ("an " if words[:1] in "aeiou" else "a ") + words

@@ -2,7 +2,7 @@
 
 from agentscaler_dagster.llm.client import BackendError, OpenAICompatibleClient
 from agentscaler_dagster.llm.agent import OpenAIChatAgent
-from agentscaler_dagster.llm.envgen import LLMCodeGenerator, LLMEdgeVerifier
+from agentscaler_dagster.llm.envgen import LLMCodeGenerator, LLMEdgeVerifier, LLMPolicyWriter
 from agentscaler_dagster.llm.user import OpenAIUserSimulator, user_view
 
-__all__ = ["BackendError", "LLMCodeGenerator", "LLMEdgeVerifier", "OpenAIChatAgent", "OpenAICompatibleClient", "OpenAIUserSimulator", "user_view"]
+__all__ = ["BackendError", "LLMCodeGenerator", "LLMEdgeVerifier", "LLMPolicyWriter", "OpenAIChatAgent", "OpenAICompatibleClient", "OpenAIUserSimulator", "user_view"]

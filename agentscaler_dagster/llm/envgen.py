@@ -105,3 +105,35 @@ class LLMEdgeVerifier:
             except (BackendError, ValueError, KeyError, TypeError) as exc:
                 self.decisions[key] = {"depends": True, "reason": f"kept: verification failed ({type(exc).__name__}: {exc})"[:200]}
         return self.decisions[key]["depends"]
+
+
+_POLICY_SYSTEM = (
+    "You write the policy document an AI agent follows when it serves customers of one service through "
+    "tools, in the style of an airline or retail agent policy. Write plain Markdown: who the agent serves, what "
+    "it may do, what it must verify and confirm before acting, what it must refuse. Keep every rule you are "
+    "given, name the tools as given, add nothing the tools cannot do. No preamble."
+)
+
+
+class LLMPolicyWriter:
+    """Writes a domain policy's prose with a model (``envgen.build_environment(policy_writer=...)``)."""
+
+    def __init__(self, client: OpenAICompatibleClient, *, temperature: float = 0.3, max_tokens: int = 1024,
+                 seed: int = 0):
+        self.client = client
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.name = f"llm:{client.model}"
+
+    def prompt(self, policy, tools: list[ToolSpec]) -> str:
+        rules = "\n".join(f"- [{rule.kind}] {rule.text}" for rule in policy.rules)
+        tool_lines = "\n".join(f"- {t.name}: {t.description}" for t in sorted(tools, key=lambda t: t.name))
+        return f"Service: {policy.domain_id}\nTools:\n{tool_lines}\nRules to keep:\n{rules}\nWrite the policy."
+
+    def write(self, policy, tools: list[ToolSpec], schema: dict) -> str:
+        reply = self.client.chat(
+            messages=[{"role": "system", "content": _POLICY_SYSTEM}, {"role": "user", "content": self.prompt(policy, tools)}],
+            temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
+        )
+        return (reply.get("content") or "").strip()
