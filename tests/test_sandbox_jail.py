@@ -467,12 +467,13 @@ def test_a_dunder_in_any_identifier_slot_is_refused(slot):
 def test_static_check_time_is_linear_in_the_module_size():
     def seconds(n: int) -> float:
         source = "import json\n" * n + "def f(state):\n    return 1\n"
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: another process on the core does not count
         check_module(source)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
-    small, large = min(seconds(10_000) for _ in range(2)), min(seconds(80_000) for _ in range(2))
-    assert large < 8 * small * 2, (small, large)  # 8x the input: linear is ~8x, quadratic ~64x
+    small, large = min(seconds(10_000) for _ in range(3)), min(seconds(80_000) for _ in range(3))
+    # 8x the input: linear is ~8x, quadratic ~64x; the margin absorbs cache and allocator effects
+    assert large < 24 * small, (small, large)
     assert large < 10
 
 
@@ -484,3 +485,13 @@ def test_cli_rejects_bad_limits_with_one_line(tmp_path):
                                option, value], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and option in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
             (option, proc.stderr)
+
+
+def test_tool_names_starting_with_an_underscore_reach_their_tool_function_only():
+    source = ("def _helper(state, **a):\n    return 'private'\n\n"
+              "def tool_id(state, **a):\n    return 'the _id tool'\n")
+    with Runtime(FAST) as rt:
+        mid = rt.register(source)
+        assert rt.call(mid, "_id", {}, {}).output == "the _id tool"
+        refused = rt.call(mid, "_helper", {}, {})
+        assert not refused.ok and "no function '_helper'" in refused.error

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentscaler_dagster.contracts import ToolSpec, state_hash
+from agentscaler_dagster.contracts import Policy, ToolSpec, state_hash
 from agentscaler_dagster.sandbox.argcheck import check_arguments
 from agentscaler_dagster.sandbox.runtime import Limits, ModuleRejected, Runtime
 
@@ -68,6 +68,7 @@ class Environment:
     package_dir: Path | None = None
     runtime: Runtime | None = None
     limits: Limits | None = None
+    policy: Policy | None = None  # the agent's policy document (policy.json of the package)
 
     def __post_init__(self) -> None:
         self._owns_runtime = self.runtime is None
@@ -110,6 +111,8 @@ class Environment:
             package_dir=package_dir,
             runtime=runtime,
             limits=limits,
+            policy=Policy.model_validate(read_json("policy.json", None)) if (package_dir / "policy.json").is_file()
+            else None,
         )
 
     # --- views ---------------------------------------------------------------------------------------

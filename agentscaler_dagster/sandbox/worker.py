@@ -404,11 +404,12 @@ class _Worker:
     def _run(self, mid: str, tool: str, args: dict, state, before: str, sid: str | None) -> dict:
         try:
             namespace = self._fresh_globals(mid)
-            fn = namespace.get(tool)
+            # a name starting with "_" never reaches a module's private helper, only its tool_<name> function
+            fn = None if tool.startswith("_") else namespace.get(tool)
             if not callable(fn):
-                # the module contract's escape for tool names that cannot be Python names (print, class, ...)
+                # the module contract's escape for tool names that cannot be Python names (print, class, _id, ...)
                 fn = namespace.get("tool_" + re.sub(r"\W", "_", tool).strip("_"))
-            if tool.startswith("_") or not callable(fn):
+            if not callable(fn):
                 return {"ok": False, "error": f"tool module has no function '{tool}'", "fatal": False}
             output = fn(state, **args)
         except ToolError as exc:
