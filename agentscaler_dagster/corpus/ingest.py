@@ -399,6 +399,13 @@ def _read_cache(path: Path) -> dict | None:
 # ---------------------------------------------------------------- the run
 
 
+def _worker_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+
+
 def _pool_context():
     # fork is the cheapest start, and safe in a single-threaded parent; a parent that holds threads
     # (a Dagster run does) gets forkserver, whose workers start clean
@@ -488,12 +495,22 @@ def _ingest(paths, out_dir, force_format, rewriter, progress, rewrite_descriptio
     # largest files first, so that two workers finish together; results are placed by index
     todo.sort(key=lambda t: -_size(t[1][0]))
     if n_workers > 1:
-        with _pool_context().Pool(n_workers) as pool:
+        # workers get the default SIGTERM handler and a graceful close: a worker forked from a Dagster
+        # step inherits its deferring SIGTERM handler, so Pool.terminate() (what `with Pool()` does on
+        # exit) could wait forever for one blocked on the task queue's lock (seen in a corpus run)
+        pool = _pool_context().Pool(n_workers, initializer=_worker_signals)
+        try:
             for (i, _), res in zip(todo, pool.imap(_process_path, [t for _, t in todo], chunksize=1)):
                 results[i] = res
                 done += 1
                 if progress:
                     progress(done, len(files))
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     else:
         for i, task in todo:
             results[i] = _process_path(task)
