@@ -26,6 +26,12 @@ def test_services_images_and_commands(repo_root: Path):
     port = user_code[user_code.index("-p") + 1]
     assert services["webserver"]["command"][0] == "dagster-webserver"
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    # the webserver and daemon start only once the code server answers its health check
+    assert services["user_code"]["healthcheck"]["test"][1:4] == ["dagster", "api", "grpc-health-check"]
+    assert services["user_code"]["healthcheck"]["test"][-1] == port
+    for name in ("webserver", "daemon"):
+        assert services[name]["depends_on"]["user_code"]["condition"] == "service_healthy"
+    assert "/server_info" in " ".join(services["webserver"]["healthcheck"]["test"])
     workspace = yaml.safe_load((repo_root / "docker" / "workspace.yaml").read_text())
     server = workspace["load_from"][0]["grpc_server"]
     assert server["host"] == "user_code" and str(server["port"]) == port
