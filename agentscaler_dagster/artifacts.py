@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from agentscaler_dagster.contracts import canonical_json
+
 
 class ArtifactLayout:
     """The folder layout under an artifact root; one place that knows every path."""
@@ -66,6 +68,28 @@ def file_digest(path: str | Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+# Fields a re-run changes on its own while the content stays the same (a trajectory's wall-clock timings):
+# left out of a record file's data version, so an identical re-run leaves everything downstream fresh.
+RUN_DEPENDENT_FIELDS = frozenset({"timings"})
+
+
+def records_digest(path: str | Path, *, drop: Iterable[str] = RUN_DEPENDENT_FIELDS) -> str:
+    """sha256 over the records of a JSONL file, in order, each as canonical JSON without the top-level ``drop``
+    fields: the same records give the same digest however they were written (key order, spacing)."""
+    skip = set(drop)
+    digest = hashlib.sha256()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if isinstance(record, dict):
+                record = {k: v for k, v in record.items() if k not in skip}
+            digest.update(canonical_json(record).encode("utf-8"))
+            digest.update(b"\n")
     return digest.hexdigest()
 
 

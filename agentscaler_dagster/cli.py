@@ -15,6 +15,7 @@ _STAGE_CLIS = (
     "agentscaler_dagster.corpus.cli",
     "agentscaler_dagster.domains.cli",
     "agentscaler_dagster.envgen.cli",
+    "agentscaler_dagster.rollout.cli",
     "agentscaler_dagster.sandbox.cli",
     "agentscaler_dagster.pipeline_cli",
 )

@@ -76,6 +76,57 @@ class GoldAction(BaseModel):
     arguments: dict
 
 
+class ScenarioFact(BaseModel):
+    """Something the simulated user knows, in the user's words; ``hidden`` facts are told only when asked."""
+
+    name: str = Field(description="What the fact is, in plain words (\"number of bags\", \"booking date\").")
+    value: Any = Field(description="The value as the tools take it.")
+    said: str = Field(description="The value as the user says it.")
+    hidden: bool = False
+    request: int = Field(default=0, description="Index of the request that first needs the fact.")
+
+
+class ScenarioOutput(BaseModel):
+    """A piece of information the user wants to be told."""
+
+    name: str
+    value: str
+
+
+class ScenarioRequest(BaseModel):
+    """One thing the user wants done or wants to know; requests with the same ``turn`` are asked together."""
+
+    text: str = Field(description="The request as the user first says it.")
+    kind: str = Field(description="Tool kind of the request's main action (get, update, transition, ...).")
+    turn: int = 0
+    outputs: list[ScenarioOutput] = Field(default_factory=list)
+    forbidden: bool = Field(default=False, description="The domain policy forbids it: the right outcome is a refusal.")
+
+
+class UserScenario(BaseModel):
+    """A user in the tau-bench sense: a persona, a goal in plain language, what they know and what they reveal."""
+
+    persona: str
+    requests: list[ScenarioRequest]
+    facts: list[ScenarioFact] = Field(default_factory=list)
+
+    def goal(self) -> str:
+        return " ".join(r.text for r in self.requests)
+
+
+class GoldStep(BaseModel):
+    """How a good agent reaches gold action ``action``: where each argument comes from, and what to say."""
+
+    action: int
+    request: int = Field(description="Index of the request the step serves.")
+    role: Literal["lookup", "act"] = Field(description="lookup: finds what later steps need; act: what was asked.")
+    sources: dict[str, str] = Field(default_factory=dict,
+                                    description="Argument -> 'fact:<name>' (from the user) or 'output:<step>'.")
+    confirm: bool = Field(default=False, description="The policy asks for the user's explicit yes before it.")
+    describe: str = Field(default="", description="The action in plain words, as the agent says it.")
+    attempt: GoldAction | None = Field(default=None, description="A refusal step: the call the policy forbids.")
+
+
 class Task(BaseModel):
     task_id: str
     domain_id: str
@@ -89,6 +140,10 @@ class Task(BaseModel):
     policy_rule: str | None = Field(default=None, description="The policy rule the request breaks (gold: no write).")
     expected_outputs: list[str] = Field(default_factory=list,
                                         description="What the agent must tell the user (the judge looks for each).")
+    scenario: UserScenario | None = Field(default=None, description="The user's side: persona, requests, facts.")
+    gold_steps: list[GoldStep] = Field(default_factory=list, description="The agent's side of each gold action.")
+    confirm_tools: list[str] = Field(default_factory=list,
+                                     description="Write tools the policy says need the user's explicit yes first.")
 
 
 class Trajectory(BaseModel):

@@ -6,7 +6,8 @@ import os
 
 import dagster as dg
 
-from agentscaler_dagster.assets import all_assets, corpus_assets, domain_assets, domain_partitions, training_assets
+from agentscaler_dagster.assets import all_assets, benchmark_assets, corpus_assets, dataset_assets, domain_assets, training_assets
+from agentscaler_dagster.assets.automation import automation_sensor
 from agentscaler_dagster.resources import (
     ArtifactStore,
     DeepSpeedTrainer,
@@ -36,18 +37,25 @@ training_job = dg.define_asset_job(
     tags={"agentscaler/accelerator": "gpu"},
 )
 
-# Re-collect and re-cluster weekly; the sensor below fans the new domains out.
+# Not one of `agentscaler materialize`'s jobs (pipeline_cli.JOBS): a public benchmark is run when asked for,
+# so the main command's time does not grow with it.
+benchmark_job = dg.define_asset_job(
+    "benchmark_job",
+    selection=dg.AssetSelection.assets(*benchmark_assets),
+    description="BFCL v4 through bfcl-eval's own data and checkers (its venv, Dagster Pipes): base vs fine-tuned.",
+    tags={"agentscaler/accelerator": "gpu"},
+)
+
+# Re-collect and re-cluster weekly; the automation below fans the changed domains out. Off by default: a
+# schedule runs with the code location's default config (the starter corpus), so on an instance built from
+# a corpus of your own (`--config '{"api_corpus": {"paths": [...]}}'`) it would swap that corpus out. Turn it
+# on once the default config is the corpus you mean; an unchanged corpus then changes no data version.
 weekly_corpus_schedule = dg.ScheduleDefinition(
     name="weekly_corpus_refresh", job=corpus_job, cron_schedule="0 3 * * 1", default_status=dg.DefaultScheduleStatus.STOPPED
 )
 
-
-@dg.asset_sensor(asset_key=dg.AssetKey("domains"), job=domain_job, minimum_interval_seconds=60)
-def domains_fan_out_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    """After `domains` materialises, request one `domain_job` run per registered domain."""
-    keys = context.instance.get_dynamic_partitions(domain_partitions.name)
-    for key in keys:
-        yield dg.RunRequest(run_key=f"{asset_event.storage_id}:{key}", partition_key=key)
+# per-domain stages and SFT datasets follow their inputs (assets/automation.py): a new `domains` fans out
+pipeline_automation = automation_sensor(dg.AssetSelection.assets(*domain_assets, *dataset_assets))
 
 
 def default_resources(artifacts_root: str | None = None) -> dict:
@@ -68,9 +76,9 @@ def build_defs(artifacts_root: str | None = None) -> dg.Definitions:
     """The code location; ``artifacts_root`` overrides $AGENTSCALER_ARTIFACTS (tests, the CLI)."""
     return dg.Definitions(
         assets=all_assets,
-        jobs=[corpus_job, domain_job, training_job],
+        jobs=[corpus_job, domain_job, training_job, benchmark_job],
         schedules=[weekly_corpus_schedule],
-        sensors=[domains_fan_out_sensor],
+        sensors=[pipeline_automation],
         resources=default_resources(artifacts_root),
     )
 

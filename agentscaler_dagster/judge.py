@@ -14,10 +14,15 @@ An episode succeeds when all of these hold (tau-bench / tau2-bench semantics, th
    Which tools write comes from the environment (``write_tools``); without it every call counts as a write,
    the strictest reading (the whole sequence must match in order).
 3. **Outputs**: every expected output of the task (what the agent must tell the user) appears in an
-   assistant message, compared case-insensitively with whitespace collapsed. Tasks without expected
-   outputs pass this check.
+   assistant message as a whole word or phrase, compared case-insensitively with whitespace collapsed
+   (``12`` is not found in ``120``). Tasks without expected outputs pass this check.
+4. **Policy**: on a task whose request the policy forbids (``task.policy_rule``), no writing tool was even
+   called (a refused attempt is still a violation: the agent must refuse without trying); and every call
+   of a tool the policy says needs the user's explicit yes (``task.confirm_tools``) follows a user
+   message that is a yes (``is_affirmative``), one yes per write (a call the tool refused does not use it up).
 
-A policy-forbidden write is a write the gold actions do not contain, so it fails check 2 (and usually 1).
+The paper's three filter stages map onto these: validity (the filter's own stage 1), environment-state
+alignment (check 1), function-calling exact match (checks 2-4).
 """
 
 from __future__ import annotations
@@ -33,20 +38,36 @@ from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, canonica
 Call = tuple[str, str]  # (tool name, canonical arguments)
 
 
+_YES = re.compile(r"^\W*(yes|yeah|yep|sure|ok|okay|correct|confirmed?|please (do|go ahead|proceed)|go ahead|"
+                  r"that's right|that is right|do it)\b", re.I)
+_NO = re.compile(r"^\W*(no|nope|don't|do not|wait|stop|cancel that)\b", re.I)
+
+
+def is_affirmative(text: str) -> bool:
+    """A user's explicit yes: the message starts with one (``Yes, please go ahead.``)."""
+    return bool(_YES.search(text or "")) and not _NO.search(text or "")
+
+
+def is_negative(text: str) -> bool:
+    return bool(_NO.search(text or ""))
+
+
 @dataclass(frozen=True)
 class Verdict:
     state_match: bool
     actions_match: bool
     outputs_communicated: bool
+    policy_followed: bool = True
     reason: str | None = None  # the first check that failed, in words; None on success
 
     @property
     def success(self) -> bool:
-        return self.state_match and self.actions_match and self.outputs_communicated
+        return self.state_match and self.actions_match and self.outputs_communicated and self.policy_followed
 
     def as_dict(self) -> dict:
         return {"success": self.success, "state_match": self.state_match, "exact_match": self.actions_match,
-                "outputs_communicated": self.outputs_communicated, "reason": self.reason}
+                "outputs_communicated": self.outputs_communicated, "policy_followed": self.policy_followed,
+                "reason": self.reason}
 
 
 def canonical_arguments(arguments: Any) -> str:
@@ -125,9 +146,33 @@ def _normalise_text(text: str) -> str:
 
 
 def missing_outputs(messages: list[dict], expected: Iterable[Any]) -> list[str]:
-    """The expected outputs no assistant message mentions."""
+    """The expected outputs no assistant message mentions (as a whole word or phrase)."""
     said = _normalise_text(" ".join(str(m.get("content") or "") for m in messages if m.get("role") == "assistant"))
-    return [str(e) for e in expected if _normalise_text(str(e)) not in said]
+    return [str(e) for e in expected
+            if re.search(r"(?<!\w)" + re.escape(_normalise_text(str(e))) + r"(?!\w)", said) is None]
+
+
+def policy_violation(task: Task, messages: list[dict], write_tools: Collection[str] | None) -> str | None:
+    """Why the episode broke the domain policy (check 4 of the module docstring); None when it did not."""
+    confirm = set(task.confirm_tools)
+    failed = {m.get("tool_call_id") for m in messages if m.get("role") == "tool" and str(m.get("content", "")).startswith("Error")}
+    last_user, yes_used = "", True
+    for m in messages:
+        if m.get("role") == "user":
+            last_user, yes_used = str(m.get("content") or ""), False
+            continue
+        if m.get("role") != "assistant":
+            continue
+        for tc in m.get("tool_calls") or []:
+            name = (tc.get("function") or {}).get("name")
+            writes = name in write_tools if write_tools is not None else name in confirm
+            if task.policy_rule and writes:
+                return f"called {name} although the policy forbids the request ({task.policy_rule}): it must refuse"
+            if name in confirm:
+                if yes_used or not is_affirmative(last_user):
+                    return f"called {name} without the user's explicit yes first (the policy asks for one)"
+                yes_used = tc.get("id") not in failed  # a call the tool refused may be retried under the same yes
+    return None
 
 
 def judge(task: Task, trajectory: Trajectory, *, write_tools: Collection[str] | None = None) -> Verdict:
@@ -144,5 +189,7 @@ def judge(task: Task, trajectory: Trajectory, *, write_tools: Collection[str] | 
     unsaid = missing_outputs(trajectory.messages, task.expected_outputs)
     if unsaid and reason is None:
         reason = f"expected output not communicated: {unsaid[0]!r}"
+    broken = policy_violation(task, trajectory.messages, write_tools)
+    reason = reason or broken
     return Verdict(state_match=state_match, actions_match=mismatch is None, outputs_communicated=not unsaid,
-                   reason=reason)
+                   policy_followed=broken is None, reason=reason)

@@ -63,12 +63,38 @@ def validate_overrides(defs, profile: str, overrides: dict | None) -> dict:
             raise ConfigError(f"--config: unknown asset or op {name!r}; valid names: {', '.join(sorted(targets))}")
         resolved.setdefault(targets[name], {}).update(cfg)
     for job_name in JOBS:
+        run_config = run_config_for(defs, profile, job_name, resolved)
         try:
-            dg.validate_run_config(defs.resolve_job_def(job_name), run_config_for(defs, profile, job_name, resolved))
+            dg.validate_run_config(defs.resolve_job_def(job_name), run_config)
         except dg.DagsterInvalidConfigError as exc:
             problems = "; ".join(error.message for error in exc.errors) or str(exc)
             raise ConfigError(f"--config for {job_name}: {problems}") from None
+        for node, op_config in run_config.get("ops", {}).items():
+            check_values(defs, node, op_config["config"])
     return resolved
+
+
+def check_values(defs, node: str, values: dict) -> None:
+    """What Dagster's schema does not check (it knows types, not bounds), checked before any run starts: the
+    op's Config class built from ``values`` (its pydantic bounds), and no negative integer setting, as every
+    integer setting here is a count, a limit, a length or a seed (``max_files: -3`` would slice off files)."""
+    import pydantic
+
+    for field, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"--config: {node}.{field} is {value}; counts, limits, lengths and seeds cannot be negative")
+    op = next((a.node_def for a in defs.resolve_asset_graph().assets_defs if a.node_def.name == node), None)
+    compute_fn = getattr(op, "compute_fn", None)
+    if compute_fn is None or not compute_fn.has_config_arg():
+        return
+    config_class = compute_fn.get_config_arg().annotation
+    if not (isinstance(config_class, type) and issubclass(config_class, pydantic.BaseModel)):
+        return
+    try:
+        config_class(**values)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{node}.{'.'.join(map(str, e['loc']))} is {e['input']!r}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"--config: {problems}") from None
 
 
 def run_config_for(defs, profile: str, job_name: str, overrides: dict | None = None) -> dict:
@@ -165,6 +191,7 @@ def materialize_all(
     import dagster as dg
 
     from agentscaler_dagster.assets import domain_partitions
+    from agentscaler_dagster.assets.automation import CLI_RUN_TAGS
     from agentscaler_dagster.definitions import build_defs
 
     # Dagster's own API-stability notes are for the code location's authors, not for this console
@@ -187,6 +214,7 @@ def materialize_all(
         run_config["loggers"] = {"console": {"config": {"log_level": console_level}}}
         outcome = job.execute_in_process(
             run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
+            tags=CLI_RUN_TAGS,
         )
         label = job_name if partition_key is None else f"{job_name}[{partition_key}]"
         summary["runs"][label] = outcome.run_id
@@ -250,6 +278,7 @@ def rebuild_changed(
     from dagster._core.definitions.data_version import StaleStatus
 
     from agentscaler_dagster.assets import domain_partitions
+    from agentscaler_dagster.assets.automation import CLI_RUN_TAGS
     from agentscaler_dagster.definitions import build_defs
 
     defs = defs or build_defs(artifacts_root)
@@ -275,7 +304,7 @@ def rebuild_changed(
                 run_config = run_config_for(defs, profile, job_name, overrides)
                 run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
                 outcome = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition,
-                                                 asset_selection=stale, raise_on_error=False)
+                                                 asset_selection=stale, raise_on_error=False, tags=CLI_RUN_TAGS)
                 names = ", ".join(k.to_user_string() for k in stale)
                 where = f"[{partition}]" if partition else ""
                 log(f"[rebuild] {job_name}{where}: {names}: {'ok' if outcome.success else 'FAILED'}")

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient  # noqa: E402
-from agentscaler_dagster.rollout import ScriptedUserSimulator, run_rollouts  # noqa: E402
+from agentscaler_dagster.rollout import ScenarioUserSimulator, run_rollouts  # noqa: E402
 from agentscaler_dagster.sandbox import Environment  # noqa: E402
 from agentscaler_dagster.serving import free_port  # noqa: E402
 from agentscaler_dagster.tasks import sample_tasks  # noqa: E402
@@ -115,7 +115,7 @@ def bench_fake(args) -> dict:
 
                 use = tasks if concurrency > 1 else tasks[:20]
                 started = time.perf_counter()
-                episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScriptedUserSimulator,
+                episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScenarioUserSimulator,
                                         trials=n_trials, seed=0, max_turns=6, concurrency=concurrency)
                 wall = time.perf_counter() - started
                 calls = client.usage["requests"]
@@ -166,7 +166,7 @@ def bench_vllm(args) -> dict:
                 client = OpenAICompatibleClient(base_url=server.base_url, model=server.served_model, max_concurrency=concurrency, timeout_s=600)
                 started = time.perf_counter()
                 episodes = run_rollouts(use, env, lambda s: OpenAIChatAgent(client=client, max_tokens=args.max_tokens, seed=s),
-                                        ScriptedUserSimulator, trials=1, seed=0, max_turns=args.max_turns, concurrency=concurrency)
+                                        ScenarioUserSimulator, trials=1, seed=0, max_turns=args.max_turns, concurrency=concurrency)
                 wall = time.perf_counter() - started
                 row = {"backend": "vllm-cpu", "concurrency": concurrency, "episodes": len(episodes), "wall_s": round(wall, 1),
                        "episodes_per_min": round(60 * len(episodes) / wall, 2), "generated_tokens": client.usage["completion_tokens"],
@@ -187,7 +187,7 @@ def bench_vllm(args) -> dict:
         agent.generate_text = counted
         use = tasks[: max(2, args.episodes // 4)]
         started = time.perf_counter()
-        episodes = run_rollouts(use, env, lambda s: agent, ScriptedUserSimulator, trials=1, seed=0, max_turns=args.max_turns)
+        episodes = run_rollouts(use, env, lambda s: agent, ScenarioUserSimulator, trials=1, seed=0, max_turns=args.max_turns)
         wall = time.perf_counter() - started
         row = {"backend": "transformers (in-process)", "concurrency": 1, "episodes": len(episodes), "wall_s": round(wall, 1),
                "episodes_per_min": round(60 * len(episodes) / wall, 2), "generated_tokens": generated[0],

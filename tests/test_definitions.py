@@ -52,16 +52,17 @@ def test_every_asset_has_a_code_version_and_per_domain_assets_share_the_partitio
         assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "domain"
 
 
-def test_training_assets_use_the_gpu_pool():
-    for name in ["phase1_checkpoint", "phase2_checkpoint"]:
+def test_training_and_evaluation_use_the_gpu_pool():
+    for name in ["phase1_checkpoint", "phase2_checkpoint", "evaluation"]:
         assert _graph().get(dg.AssetKey(name)).pools == {"gpu"}
 
 
 def test_jobs_schedules_sensors_resolve():
     for job in ["corpus_job", "domain_job", "training_job"]:
         assert defs.resolve_job_def(job) is not None
-    assert defs.resolve_schedule_def("weekly_corpus_refresh").cron_schedule == "0 3 * * 1"
-    assert defs.resolve_sensor_def("domains_fan_out_sensor") is not None
+    schedule = defs.resolve_schedule_def("weekly_corpus_refresh")
+    assert schedule.cron_schedule == "0 3 * * 1" and schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.resolve_sensor_def("pipeline_automation") is not None  # conditions: tests/test_automation.py
 
 
 def test_dg_check_defs_passes(repo_root: Path):

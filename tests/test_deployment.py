@@ -198,6 +198,10 @@ LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionB
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill {
   status numPartitions partitionStatuses { results { partitionName runStatus } } } } }"""
+SENSOR = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
+  ... on Sensor { jobOriginId sensorState { selectorId status } } } }"""
+STOP_SENSOR = """mutation($origin: String!, $selector: String!) { stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
+  __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }"""
 
 
 def _location_loaded(d: _Deployment) -> bool:
@@ -223,6 +227,12 @@ def test_backfill_survives_a_daemon_kill_and_lands_in_postgres(postgres, tmp_pat
         d.start("webserver")
         d.start("daemon")
         d.wait_until("the code location to load", lambda: _location_loaded(d), timeout=240)
+        # the automation is on by default; this test is about the backfill alone: with the sensor on, the
+        # daemon would also build every domain after the corpus run (tests/test_automation.py)
+        sensor = d.graphql(SENSOR, selector={**REPOSITORY, "sensorName": "pipeline_automation"})["sensorOrError"]
+        assert sensor["sensorState"]["status"] == "RUNNING", sensor
+        stopped = d.graphql(STOP_SENSOR, origin=sensor["jobOriginId"], selector=sensor["sensorState"]["selectorId"])
+        assert stopped["stopSensor"]["instigationState"]["status"] == "STOPPED", stopped
 
         corpus = d.graphql(LAUNCH_RUN, params={
             "selector": {**REPOSITORY, "jobName": "corpus_job"},

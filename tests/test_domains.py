@@ -26,6 +26,7 @@ from agentscaler_dagster.domains import DomainConfig, discover_domains, largest_
 from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, split_giants
 from agentscaler_dagster.domains.embed import EmbeddingCache, HashingEmbedder, api_boilerplate, embed_with_cache
 from agentscaler_dagster.domains.graph import _keep_top_k, similarity_edges
+from agentscaler_dagster.domains.labels import domain_ids, make_labels
 
 ID_RE = re.compile(r"^[a-z0-9_-]{1,60}$")
 
@@ -175,6 +176,39 @@ def test_same_input_and_seed_give_same_bytes(tmp_path):
     assert [d.domain_id for d in a.domains] == [d.domain_id for d in b.domains]
 
 
+MUSIC_PARAMS = {
+    "playlist_id": "Identifier of the playlist", "track_id": "Track of the playlist",
+    "artist_name": "Artist of the track", "album_title": "Album of the track",
+    "playlist_name": "Name of the playlist", "track_position": "Position of the track in the playlist",
+}
+
+
+def test_domain_ids_stay_when_an_unrelated_spec_leaves(tmp_path):
+    """Ids come from each domain's own tools: removing another domain's spec renames nothing else."""
+    orders, weather = two_groups()
+    music = [_tool(f"editPlaylist{i}", {k: MUSIC_PARAMS[k] for k in list(MUSIC_PARAMS)[i % 3:i % 3 + 4]},
+                   api="music.json", title="Cadence Music API") for i in range(6)]
+    full = discover_domains(orders + weather + music, tmp_path / "full", hashing_config())
+    less = discover_domains(orders + music, tmp_path / "less", hashing_config())
+    assert len(full.domains) == 3 and len(less.domains) == 2
+    assert {d.domain_id for d in less.domains} < {d.domain_id for d in full.domains}
+    by_tools = {tuple(d.tool_ids): d.domain_id for d in full.domains}
+    assert all(by_tools[tuple(d.tool_ids)] == d.domain_id for d in less.domains)
+    for d in full.domains:
+        assert ID_RE.match(d.domain_id) and re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{8}", d.domain_id), d.domain_id
+    assert any(d.domain_id.startswith("cadence-music-") for d in full.domains), [d.domain_id for d in full.domains]
+
+
+def test_domain_ids_are_unique_and_misc_is_misc():
+    orders, weather = two_groups()
+    # two groups with the same readable head still get two ids (their tools differ)
+    ids = domain_ids([orders[:3], orders[3:], weather], misc=2)
+    assert ids[2] == "misc" and len(set(ids)) == 3
+    assert ids[0].rsplit("-", 1)[0] == ids[1].rsplit("-", 1)[0]
+    assert domain_ids([orders[:3], orders[3:]]) == ids[:2]
+    assert "misc" not in make_labels([orders, weather, orders[:2]], reserved=frozenset({"misc"}))
+
+
 def test_cache_embeds_only_new_texts(tmp_path):
     orders, weather = two_groups()
     cfg = hashing_config(cache_dir=tmp_path / "cache")
@@ -223,6 +257,7 @@ def test_isolated_tools_attach_or_go_to_misc(tmp_path):
     assert dom[near.tool_id] == dom[orders[0].tool_id]
     assert r.report["misc_domain_id"] is not None and dom[far.tool_id] == r.report["misc_domain_id"]
     assert r.domains[-1].label == "misc" and r.domains[-1].tool_ids == [far.tool_id]
+    assert r.domains[-1].domain_id == "misc"
 
 
 def test_fold_tiny_merges_into_strongest_neighbour():

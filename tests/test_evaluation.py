@@ -260,3 +260,49 @@ def test_transformers_agent_acts_and_evaluates_end_to_end(tiny_dir, tmp_path):
     assert seeds == [episode_seed(0, "t-add", 0), episode_seed(0, "t-add", 1)]
     assert report.models["base"].pass_hat_k == {"1": 0.0, "2": 0.0}  # noise does not add 2
     assert len(report.episodes) == 2 and all(e.error is None for e in report.episodes)
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_tasks():
+    from agentscaler_dagster.evaluation.evaluate import bootstrap_interval
+
+    few = [1, 0, 1, 1, 0]
+    many = few * 40
+    lo, hi = bootstrap_interval(few, 1, 1, seed=0)
+    assert lo <= 0.6 <= hi and hi - lo > 0.3
+    lo2, hi2 = bootstrap_interval(many, 1, 1, seed=0)
+    assert lo2 <= 0.6 <= hi2 and hi2 - lo2 < (hi - lo) / 3
+    assert bootstrap_interval(many, 1, 1, seed=0) == [lo2, hi2]  # seeded
+    # paired: identical models differ by exactly zero; a model better on every task has an interval above zero
+    assert bootstrap_interval(many, 1, 1, baseline=many) == [0.0, 0.0]
+    better = bootstrap_interval([4] * 50, 4, 1, baseline=[2] * 25 + [3] * 25)
+    assert better[0] > 0
+    with pytest.raises(ValueError, match="same tasks"):
+        bootstrap_interval([1, 0], 1, 1, baseline=[1])
+
+
+def test_evaluate_runs_clonable_agents_concurrently_with_progress(tmp_path):
+    import threading
+
+    tasks = [make_task(f"t{i}", [("add", {"n": i})], {"count": i}) for i in range(1, 7)]
+    by_id = {t.task_id: t for t in tasks}
+    threads: set[str] = set()
+
+    class ClonableGold(GoldAgent):
+        def clone(self):
+            return ClonableGold(self.name, self.tasks, self.fail)
+
+        def act(self, messages, tools):
+            threads.add(threading.current_thread().name)
+            return super().act(messages, tools)
+
+    seen = []
+    kwargs = dict(trials_k=2, seed=3, run_episode=simple_episode,
+                  agent_factory=lambda name, path: ClonableGold(name, by_id, {("t1", 0)}))
+    one = evaluate({"base": Path("b"), "phase2": Path("p")}, tasks, {"counter": CounterEnv("counter")}, IntentUser, **kwargs)
+    many = evaluate({"base": Path("b"), "phase2": Path("p")}, tasks, {"counter": CounterEnv("counter")}, IntentUser,
+                    concurrency=4, progress=lambda done, total, s: seen.append((done, total)), **kwargs)
+    assert len({t for t in threads if t.startswith("eval")}) > 1
+    assert seen[-1] == (24, 24) and [d for d, _ in seen] == list(range(1, 25))
+    assert many.models["base"].pass_hat_k == one.models["base"].pass_hat_k
+    assert [e.model_dump(exclude={"seconds"}) for e in many.episodes] == [e.model_dump(exclude={"seconds"}) for e in one.episodes]
+    assert set(many.models["base"].pass_hat_k_ci) == {"1", "2"} and "phase2" in many.delta_ci

@@ -14,7 +14,7 @@ import pytest
 
 from agentscaler_dagster.contracts import GoldAction, Task, Trajectory, content_hash, state_hash
 from agentscaler_dagster.filters import STAGES, apply_filters, canonical_arguments, funnel_picture
-from agentscaler_dagster.rollout import ProgrammaticAgentSimulator, ScriptedUserSimulator, run_rollouts
+from agentscaler_dagster.rollout import OracleAgentSimulator, ScenarioUserSimulator, run_rollouts
 from agentscaler_dagster.tasks import sample_tasks
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.tasks.demo_domain import build_demo_package
@@ -190,7 +190,7 @@ def test_simulated_rollouts_funnel(env, tmp_path):
     by_id = {t.task_id: t for t in tasks}
 
     def rollouts(rate):
-        return run_rollouts(tasks, env, lambda s: ProgrammaticAgentSimulator(s, error_rate=rate), ScriptedUserSimulator,
+        return run_rollouts(tasks, env, lambda s: OracleAgentSimulator(s, error_rate=rate), ScenarioUserSimulator,
                             trials=2, seed=0)
 
     clean = apply_filters(rollouts(0.0), by_id)

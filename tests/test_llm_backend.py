@@ -86,7 +86,7 @@ def test_structured_output_follows_the_schema(server):
 
 
 def test_agent_episode_through_the_server(server, tmp_path: Path):
-    from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
+    from agentscaler_dagster.rollout import ScenarioUserSimulator, run_episode
     from agentscaler_dagster.sandbox import Environment
     from agentscaler_dagster.tasks import sample_tasks
     from agentscaler_dagster.tasks.demo_domain import build_demo_package
@@ -95,11 +95,40 @@ def test_agent_episode_through_the_server(server, tmp_path: Path):
     agent = OpenAIChatAgent(base_url=server, model="gemma3-270m", max_tokens=48, seed=0)
     with Environment.load(package) as env:
         task = sample_tasks(env, n_tasks=1, seed=0, max_walk_length=2)[0]
-        trajectory = run_episode(task, env, agent, ScriptedUserSimulator(seed=0), trial=0, max_turns=2)
+        trajectory = run_episode(task, env, agent, ScenarioUserSimulator(seed=0), trial=0, max_turns=2)
     roles = [m["role"] for m in trajectory.messages]
     assert roles[:2] == ["system", "user"] and "assistant" in roles
     assert trajectory.termination in {"user_stop", "max_turns"}, trajectory.error
     assert trajectory.final_state_hash
+
+
+def test_llm_user_plays_the_scenario_through_the_server(server, tmp_path: Path):
+    """The LLM user end to end: scenario prompt, the oracle agent on the other side, the stop marker."""
+    from agentscaler_dagster.llm import OpenAIUserSimulator
+    from agentscaler_dagster.llm.user import user_system_prompt
+    from agentscaler_dagster.resources import LLMEndpoint, RolloutBackend
+    from agentscaler_dagster.rollout import STOP_MARKER, OracleAgentSimulator, run_episode
+    from agentscaler_dagster.sandbox import Environment
+    from agentscaler_dagster.tasks import sample_tasks
+    from agentscaler_dagster.tasks.demo_domain import build_demo_package
+
+    package = build_demo_package(tmp_path / "env", seed=0)
+    client = LLMEndpoint(kind="openai", base_urls=[server], model="gemma3-270m").client()
+    user = RolloutBackend(user="llm").user_factory(client)(0)
+    assert isinstance(user, OpenAIUserSimulator)
+    user.max_tokens, user.max_messages = 40, 4
+    with Environment.load(package) as env:
+        task = next(t for t in sample_tasks(env, n_tasks=12, seed=0) if any(f.hidden for f in t.scenario.facts))
+        trajectory = run_episode(task, env, OracleAgentSimulator(0, error_rate=0.0), user, trial=0, max_turns=12)
+    prompt = user_system_prompt(task.scenario)
+    hidden = [f for f in task.scenario.facts if f.hidden]
+    assert task.scenario.persona in prompt and STOP_MARKER in prompt
+    assert all(f"- {f.name}: {f.said}" in prompt.split("only if the agent asks")[1] for f in hidden)
+    assert not any(a.name in prompt for a in task.gold_actions), "the user never sees the tools"
+    users = [m["content"] for m in trajectory.messages if m["role"] == "user"]
+    assert users and all(isinstance(u, str) and u.strip() for u in users)
+    assert trajectory.termination in {"user_stop", "max_turns"}, trajectory.error
+    assert trajectory.user_simulator == "openai-user:gemma3-270m"
 
 
 def test_unreachable_server_fails_with_a_clear_error():

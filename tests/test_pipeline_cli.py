@@ -1,4 +1,5 @@
-"""`agentscaler materialize --config`: mistakes are refused before any run starts.
+"""`agentscaler materialize --config`: mistakes (unknown names, wrong types, values out of bounds) are refused
+before any run starts.
 
 Real parts: the code location's definitions, Dagster's own config validation, the CLI in a subprocess on a
 fresh instance (which must hold no run afterwards).
@@ -34,6 +35,14 @@ def test_asset_names_map_to_their_ops(defs):
     ({"tasks": {"n_tasks": "many"}}, "n_tasks"),
     ({"evaluation": {"trials_kk": 1}}, "for training_job"),
     ([1, 2], "must be a JSON object"),
+    # values the schema's types allow but the settings do not: refused by name, not at step time
+    ({"api_corpus": {"max_files": -3}}, "api_corpus.max_files is -3; counts, limits, lengths and seeds cannot be negative"),
+    ({"tasks": {"n_tasks": -1}}, "tasks.n_tasks is -1"),
+    ({"trajectories": {"seed": -5}}, "trajectories.seed is -5"),
+    ({"api_corpus": {"max_files": 0}}, "api_corpus.max_files is 0: Input should be greater than or equal to 1"),
+    ({"domains": {"max_domain_share": 1.5}}, "tool_graph_and_domains.max_domain_share is 1.5"),
+    ({"environment": {"min_pass_rate": 2.0}}, "environment.min_pass_rate is 2.0"),
+    ({"phase2_checkpoint": {"learning_rate": 0.0}}, "phase2_checkpoint.learning_rate is 0.0: Input should be greater than 0"),
 ])
 def test_bad_overrides_are_refused_with_what_is_valid(defs, overrides, says):
     with pytest.raises(ConfigError) as info:
@@ -46,7 +55,8 @@ def test_cli_refuses_before_any_run(tmp_path):
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    for config, says in (('{"tasks": {"n_taskz": 1}}', "n_taskz"), ("{not json", "not valid JSON")):
+    for config, says in (('{"tasks": {"n_taskz": 1}}', "n_taskz"), ("{not json", "not valid JSON"),
+                         ('{"api_corpus": {"max_files": -3}}', "api_corpus.max_files is -3")):
         proc = subprocess.run([sys.executable, "-m", "agentscaler_dagster.cli", "materialize", "--artifacts",
                                str(tmp_path / "artifacts"), "--config", config],
                               capture_output=True, text=True, timeout=300, env=env)

@@ -21,6 +21,7 @@ from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.pipeline_cli import materialize_all, rebuild_changed
 from agentscaler_dagster.sandbox import Environment, check_module
 from agentscaler_dagster.tasks import read_tasks
+from agentscaler_dagster.tasks.leakage import LeakDetector, scan_user_messages
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,12 @@ def test_each_domain_environment_tasks_and_trajectories(pipeline):
                     assert outcome.ok, outcome.error
                     state = outcome.state
                 assert state_hash(state) == task.gold_state_hash
+            detector = LeakDetector(env)
         episodes = read_jsonl(artifacts / "trajectories" / domain_id / "trajectories.jsonl")
         assert len(episodes) == len(tasks)  # smoke profile: one trial per task
+        scenarios = {t.task_id: t.scenario for t in tasks}
+        for e in episodes:  # no user message says what only the agent can know
+            assert scan_user_messages(detector, e["messages"], scenarios[e["task_id"]]) == [], e["messages"]
         assert all(e["messages"][0]["role"] == "system" for e in episodes)
         kept = read_jsonl(artifacts / "filtered_trajectories" / domain_id / "filtered_trajectories.jsonl")
         funnel = json.loads((artifacts / "filtered_trajectories" / domain_id / "funnel.json").read_text())

@@ -2,7 +2,7 @@
 
 Real parts: an environment package built by envgen from the demo domain's ToolSpecs and its
 hand-written database (so ids are known: c-1, o-1 ...), served by the sandbox runtime; tasks from
-the real sampler; the real ScriptedUserSimulator / ProgrammaticAgentSimulator. The few hand-written agents below are
+the real sampler; the real ScenarioUserSimulator / OracleAgentSimulator. The few hand-written agents below are
 agents in their own right (they implement AgentPolicy), used to drive the loop into its error
 paths: a crash, a malformed message, bad tool calls, a never-ending episode.
 """
@@ -17,11 +17,9 @@ import pytest
 from agentscaler_dagster.filters import check_structure, successful_calls, canonical_arguments
 from agentscaler_dagster.rollout import (
     STOP_MARKER,
-    ProgrammaticAgentSimulator,
-    ScriptedUserSimulator,
-    parse_hints,
+    OracleAgentSimulator,
+    ScenarioUserSimulator,
     read_trajectories,
-    render_hint,
     run_episode,
     run_rollouts,
     write_trajectories,
@@ -44,18 +42,12 @@ def tasks(env):
 
 
 def _user(seed=0):
-    return ScriptedUserSimulator(seed)
-
-
-def test_hints_roundtrip():
-    text = "Please cancel it (" + render_hint("cancel_order", {"order_id": "o-1", "n": {"a": [1, 2]}}) + "). " + \
-        render_hint("get_order", {"order_id": "o-2"}) + " and `broken` with {not json"
-    assert parse_hints(text) == [("cancel_order", {"order_id": "o-1", "n": {"a": [1, 2]}}), ("get_order", {"order_id": "o-2"})]
+    return ScenarioUserSimulator(seed)
 
 
 def test_simulated_episode_is_well_formed_and_reaches_the_gold_state(env, tasks):
     for task in tasks:
-        t = run_episode(task, env, ProgrammaticAgentSimulator(1, error_rate=0.0), _user(1), trial=0)
+        t = run_episode(task, env, OracleAgentSimulator(1, error_rate=0.0), _user(1), trial=0)
         assert t.termination == "user_stop", t.error
         assert check_structure(t.messages) is None
         assert t.messages[0]["role"] == "system" and t.messages[1]["role"] == "user"
@@ -68,7 +60,7 @@ def test_simulated_episode_is_well_formed_and_reaches_the_gold_state(env, tasks)
             if m["role"] == "assistant" and m.get("tool_calls"):
                 for tc in m["tool_calls"]:
                     assert tc["type"] == "function" and isinstance(tc["function"]["arguments"], str)
-        assert t.backend == "programmatic-agent-simulator" and t.sampling["error_rate"] == 0.0
+        assert t.backend == "oracle-agent-simulator" and t.sampling["error_rate"] == 0.0 and t.agent_mistakes == []
         assert len(t.timings["steps"]) >= 2 * len(task.gold_actions)
 
 
@@ -158,13 +150,13 @@ def test_max_turns_bounds_the_episode(env, tasks):
     assert sum(1 for m in t.messages if m["role"] == "assistant") == 5
 
 
-class _BrokenUser(ScriptedUserSimulator):
+class _BrokenUser(ScenarioUserSimulator):
     def reply(self, messages):
         raise KeyError("persona")
 
 
 def test_user_exception_is_recorded(env, tasks):
-    t = run_episode(tasks[0], env, ProgrammaticAgentSimulator(0, error_rate=0.0), _BrokenUser(0), trial=0)
+    t = run_episode(tasks[0], env, OracleAgentSimulator(0, error_rate=0.0), _BrokenUser(0), trial=0)
     assert t.termination == "user_error" and "persona" in t.error
 
 
@@ -174,7 +166,7 @@ def _digest(trajectories, path) -> str:
 
 def test_rollouts_are_deterministic_per_seed(env, tasks, tmp_path):
     def go(seed):
-        return run_rollouts(tasks, env, lambda s: ProgrammaticAgentSimulator(s, error_rate=0.4), ScriptedUserSimulator,
+        return run_rollouts(tasks, env, lambda s: OracleAgentSimulator(s, error_rate=0.4), ScenarioUserSimulator,
                             trials=2, seed=seed)
 
     first, second, other = go(0), go(0), go(1)
@@ -183,14 +175,14 @@ def test_rollouts_are_deterministic_per_seed(env, tasks, tmp_path):
     assert _digest(first, tmp_path / "a.jsonl") == _digest(second, tmp_path / "b.jsonl")
     assert _digest(first, tmp_path / "a.jsonl") != _digest(other, tmp_path / "c.jsonl")
     # the trials of one task are seeded independently of the other tasks
-    alone = run_rollouts(tasks[3:4], env, lambda s: ProgrammaticAgentSimulator(s, error_rate=0.4), ScriptedUserSimulator,
+    alone = run_rollouts(tasks[3:4], env, lambda s: OracleAgentSimulator(s, error_rate=0.4), ScenarioUserSimulator,
                          trials=2, seed=0)
     assert [t.messages for t in alone] == [t.messages for t in first[6:8]]
 
 
 def test_trajectory_files_roundtrip(env, tasks, tmp_path):
     seen = []
-    trajectories = run_rollouts(tasks[:3], env, ProgrammaticAgentSimulator, ScriptedUserSimulator, trials=1, seed=0,
+    trajectories = run_rollouts(tasks[:3], env, OracleAgentSimulator, ScenarioUserSimulator, trials=1, seed=0,
                                 progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
     path = write_trajectories(trajectories, tmp_path / "t.jsonl")
@@ -199,6 +191,6 @@ def test_trajectory_files_roundtrip(env, tasks, tmp_path):
 
 def test_task_from_another_environment_gives_setup_error_and_the_rest_run(env, tasks):
     stray = tasks[0].model_copy(update={"task_id": "t-stray", "initial_state_id": "nope"})
-    out = run_rollouts([stray, tasks[1]], env, ProgrammaticAgentSimulator, ScriptedUserSimulator, trials=1, seed=0)
+    out = run_rollouts([stray, tasks[1]], env, OracleAgentSimulator, ScenarioUserSimulator, trials=1, seed=0)
     assert out[0].termination == "setup_error" and "nope" in out[0].error
     assert out[1].termination == "user_stop"

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 from agentscaler_dagster.resources import LLMEndpoint, LlamaCppServer, VLLMServer
-from agentscaler_dagster.rollout import ProgrammaticAgentSimulator, ScriptedUserSimulator, run_rollouts
+from agentscaler_dagster.rollout import OracleAgentSimulator, ScenarioUserSimulator, run_rollouts
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.serving import ManagedServer, ServerStartError, VLLMSettings, free_port, group_alive, vllm_command
 from agentscaler_dagster.tasks import sample_tasks
@@ -209,32 +209,32 @@ def _plain(trajectories):
 
 def test_concurrent_rollouts_equal_sequential_ones(demo, tmp_path: Path):
     _, env, tasks = demo
-    agent = lambda s: ProgrammaticAgentSimulator(s, error_rate=0.3)  # noqa: E731
-    one = run_rollouts(tasks, env, agent, ScriptedUserSimulator, trials=2, seed=7)
-    many = run_rollouts(tasks, env, agent, ScriptedUserSimulator, trials=2, seed=7, concurrency=6, out_path=tmp_path / "t.jsonl")
+    agent = lambda s: OracleAgentSimulator(s, error_rate=0.3)  # noqa: E731
+    one = run_rollouts(tasks, env, agent, ScenarioUserSimulator, trials=2, seed=7)
+    many = run_rollouts(tasks, env, agent, ScenarioUserSimulator, trials=2, seed=7, concurrency=6, out_path=tmp_path / "t.jsonl")
     assert _plain(many) == _plain(one)
     lines = (tmp_path / "t.jsonl").read_text().splitlines()
     assert sorted((json.loads(x)["task_id"], json.loads(x)["trial"]) for x in lines) == sorted((t.task_id, t.trial) for t in one)
     package, _, _ = demo
     with Environment.load(package) as second:  # a second sandbox worker: tool calls take whichever is free
-        pooled = run_rollouts(tasks, [env, second], agent, ScriptedUserSimulator, trials=2, seed=7, concurrency=6)
+        pooled = run_rollouts(tasks, [env, second], agent, ScenarioUserSimulator, trials=2, seed=7, concurrency=6)
     assert _plain(pooled) == _plain(one)
 
 
 _KILLED_RUN = """
 import sys, time
-from agentscaler_dagster.rollout import ProgrammaticAgentSimulator, ScriptedUserSimulator, run_rollouts
+from agentscaler_dagster.rollout import OracleAgentSimulator, ScenarioUserSimulator, run_rollouts
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.tasks import sample_tasks
 
-class SlowAgent(ProgrammaticAgentSimulator):
+class SlowAgent(OracleAgentSimulator):
     def act(self, messages, tools):
         time.sleep(0.05)  # a model's latency, so the kill lands mid-run
         return super().act(messages, tools)
 
 with Environment.load(sys.argv[1]) as env:
     tasks = sample_tasks(env, n_tasks=8, seed=3, max_walk_length=3)
-    run_rollouts(tasks, env, lambda s: SlowAgent(s, error_rate=0.3), ScriptedUserSimulator, trials=2, seed=7,
+    run_rollouts(tasks, env, lambda s: SlowAgent(s, error_rate=0.3), ScenarioUserSimulator, trials=2, seed=7,
                  concurrency=3, out_path=sys.argv[2])
 """
 
@@ -256,15 +256,15 @@ def test_a_killed_run_resumes_without_loss_or_duplicates(demo, tmp_path: Path):
 
     def agent(seed):
         played.append(seed)
-        return ProgrammaticAgentSimulator(seed, error_rate=0.3)
+        return OracleAgentSimulator(seed, error_rate=0.3)
 
-    resumed = run_rollouts(tasks, env, agent, ScriptedUserSimulator, trials=2, seed=7, concurrency=3, out_path=out)
+    resumed = run_rollouts(tasks, env, agent, ScenarioUserSimulator, trials=2, seed=7, concurrency=3, out_path=out)
     assert len(played) == 16 - len(before)  # only the missing episodes were played
     keys = [(t.task_id, t.trial) for t in resumed]
     assert len(keys) == len(set(keys)) == 16
     on_disk = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted((d["task_id"], d["trial"]) for d in on_disk) == sorted(keys)
-    reference = run_rollouts(tasks, env, lambda s: ProgrammaticAgentSimulator(s, error_rate=0.3), ScriptedUserSimulator, trials=2, seed=7)
+    reference = run_rollouts(tasks, env, lambda s: OracleAgentSimulator(s, error_rate=0.3), ScenarioUserSimulator, trials=2, seed=7)
     assert _plain(resumed) == _plain(reference)
 
 

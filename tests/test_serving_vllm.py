@@ -20,7 +20,7 @@ import pytest
 
 from agentscaler_dagster.llm import BackendError, OpenAIChatAgent, OpenAICompatibleClient
 from agentscaler_dagster.resources import VLLMServer
-from agentscaler_dagster.rollout import ScriptedUserSimulator, run_rollouts
+from agentscaler_dagster.rollout import ScenarioUserSimulator, run_rollouts
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.serving import default_vllm_python, free_port, group_alive
 from agentscaler_dagster.tasks import sample_tasks
@@ -102,7 +102,7 @@ def test_episodes_run_concurrently_through_the_server(vllm, demo, tmp_path: Path
     client = _client(vllm, max_concurrency=4)
     agent = lambda seed: OpenAIChatAgent(client=client, max_tokens=16, seed=seed)  # noqa: E731
     out = tmp_path / "trajectories.jsonl"
-    episodes = run_rollouts(tasks, env, agent, ScriptedUserSimulator, trials=1, seed=0, max_turns=2, concurrency=4, out_path=out)
+    episodes = run_rollouts(tasks, env, agent, ScenarioUserSimulator, trials=1, seed=0, max_turns=2, concurrency=4, out_path=out)
     assert len(episodes) == len(out.read_text().splitlines()) == 4
     for episode in episodes:
         assert episode.termination in {"user_stop", "max_turns"}, episode.error
@@ -134,7 +134,7 @@ def test_malformed_and_unknown_tool_calls_are_recorded_not_raised(vllm, demo):
     }
     for text, expected in cases.values():
         agent = OpenAIChatAgent(client=client, max_tokens=200, seed=0, extra=_forced(text))
-        [episode] = run_rollouts(tasks[:1], env, lambda s: agent, ScriptedUserSimulator, trials=1, seed=0, max_turns=1)
+        [episode] = run_rollouts(tasks[:1], env, lambda s: agent, ScenarioUserSimulator, trials=1, seed=0, max_turns=1)
         tool_messages = [m for m in episode.messages if m["role"] == "tool"]
         assert tool_messages and tool_messages[0]["content"].startswith(expected), tool_messages
         assert episode.termination == "max_turns" and episode.error is None
@@ -193,7 +193,7 @@ def test_a_server_killed_mid_run_marks_episodes_and_the_run_resumes(vllm, demo, 
 
     killer = threading.Timer(1.0, vllm.stop)
     killer.start()
-    first = run_rollouts(tasks, env, lambda s: Slow(client=client, max_tokens=4, seed=s), ScriptedUserSimulator,
+    first = run_rollouts(tasks, env, lambda s: Slow(client=client, max_tokens=4, seed=s), ScenarioUserSimulator,
                          trials=1, seed=0, max_turns=2, concurrency=2, out_path=out, backend_retries=1)
     killer.join()
     assert not group_alive(server.last_pid)
@@ -203,7 +203,7 @@ def test_a_server_killed_mid_run_marks_episodes_and_the_run_resumes(vllm, demo, 
 
     restarted = vllm.start()
     client = OpenAICompatibleClient(base_url=restarted.base_url, model="agent", timeout_s=120)
-    second = run_rollouts(tasks, env, lambda s: OpenAIChatAgent(client=client, max_tokens=4, seed=s), ScriptedUserSimulator,
+    second = run_rollouts(tasks, env, lambda s: OpenAIChatAgent(client=client, max_tokens=4, seed=s), ScenarioUserSimulator,
                           trials=1, seed=0, max_turns=2, concurrency=2, out_path=out)
     assert [t.termination for t in second].count("agent_error") == 0
     assert client.usage["requests"] >= len(failed)  # only the failed episodes were played again

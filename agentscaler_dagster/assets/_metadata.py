@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from agentscaler_dagster.artifacts import png_markdown
+from agentscaler_dagster.artifacts import png_markdown, records_digest
 
 
 def picture(path: Path, alt: str) -> dg.MetadataValue:
@@ -18,6 +18,17 @@ def preview(rows: list[Any], limit: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(shown, default=str)))
 
 
+def data_version(path: Path, digest: str) -> str:
+    """The content's version, never how or when it was made: a JSONL file of records is versioned by its records
+    without the fields a re-run changes on its own (``artifacts.RUN_DEPENDENT_FIELDS``: a trajectory's timings),
+    whatever digest its asset computed; anything else by ``digest``. An identical re-run then leaves everything
+    downstream fresh (Dagster's stale status compares these versions)."""
+    path = Path(path)
+    if path.suffix == ".jsonl" and path.is_file():
+        return records_digest(path)
+    return digest
+
+
 def result(
     *,
     path: Path,
@@ -26,9 +37,10 @@ def result(
     checks: list[dg.AssetCheckResult] | None = None,
     asset_key: str | None = None,
 ) -> dg.MaterializeResult:
+    version = data_version(path, digest)
     return dg.MaterializeResult(
         asset_key=asset_key,
-        metadata={"path": dg.MetadataValue.path(str(path)), "content_hash": digest, **metadata},
-        data_version=dg.DataVersion(digest),
+        metadata={"path": dg.MetadataValue.path(str(path)), "content_hash": version, **metadata},
+        data_version=dg.DataVersion(version),
         check_results=checks or [],
     )

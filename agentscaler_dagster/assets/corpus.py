@@ -10,7 +10,7 @@ from agentscaler_dagster.starter_corpus import starter_corpus_files
 
 class CorpusConfig(dg.Config):
     paths: list[str] = Field(default_factory=list, description="Spec files or folders to ingest; empty: the embedded starter corpus.")
-    max_files: int | None = Field(default=None, description="Ingest only the first N files (sorted): a small slice for smoke runs.")
+    max_files: int | None = Field(default=None, ge=1, description="Ingest only the first N files (sorted): a small slice for smoke runs.")
     rewrite_descriptions: bool = Field(default=False, description="Rewrite descriptions into explicit input/output form.")
 
 

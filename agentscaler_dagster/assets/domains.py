@@ -13,12 +13,12 @@ from agentscaler_dagster.resources import ArtifactStore
 class DomainsConfig(dg.Config):
     embedder: str = Field(default="minilm", description="minilm (all-MiniLM-L6-v2, offline) or hashing (no model).")
     text_fields: str | None = Field(default=None, description="What is embedded per tool (domains.DomainConfig.text_fields); empty: the measured default.")
-    threshold: float | None = Field(default=None, description="Cosine similarity above which two tools are linked; empty: chosen from the corpus's own similarity distribution (domains/auto.py).")
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0, description="Cosine similarity above which two tools are linked; empty: chosen from the corpus's own similarity distribution (domains/auto.py).")
     algorithm: str = Field(default="leiden", description="leiden (default) or louvain (the paper's choice).")
-    resolution: float | None = Field(default=None, description="Community detection resolution; empty: chosen from a target range of domain sizes (domains/auto.py).")
-    seed: int = Field(default=0, description="Seed for community detection.")
+    resolution: float | None = Field(default=None, gt=0.0, description="Community detection resolution; empty: chosen from a target range of domain sizes (domains/auto.py).")
+    seed: int = Field(default=0, ge=0, description="Seed for community detection.")
     # a domain's tools all go into the agent's prompt: bounded domains keep that prompt trainable
-    max_domain_share: float = Field(default=0.1, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
+    max_domain_share: float = Field(default=0.1, gt=0.0, le=1.0, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
 
 
 @dg.multi_asset(
@@ -39,11 +39,15 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
     found = discover_domains(tools, layout.domains, domain_config, progress=context.log.info)
     keys = [d.domain_id for d in found.domains]
     instance = context.instance
-    stale = sorted(set(instance.get_dynamic_partitions(domain_partitions.name)) - set(keys))
-    for key in stale:
+    registered = instance.get_dynamic_partitions(domain_partitions.name)
+    added = [key for key in keys if key not in set(registered)]
+    # a domain whose tools changed has a new id; its old key is retired: deleting a dynamic partition removes
+    # the key only, its materialisations stay in the event log and on the asset's Events page (Dagster 1.13)
+    retired = sorted(set(registered) - set(keys))
+    for key in retired:
         instance.delete_dynamic_partition(domain_partitions.name, key)
-    instance.add_dynamic_partitions(domain_partitions.name, keys)
-    context.log.info(f"{len(keys)} domains registered as partitions ({len(stale)} stale removed)")
+    instance.add_dynamic_partitions(domain_partitions.name, added)
+    context.log.info(f"{len(keys)} domains: {len(added)} new partitions, {len(retired)} retired")
 
     report = found.report
     edges = found.paths["edges"]
@@ -68,6 +72,8 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
         digest=file_digest(found.paths["domains"]),
         metadata={
             "n_domains": len(keys),
+            "new_domains": dg.MetadataValue.json(added),
+            "retired_domains": dg.MetadataValue.json(retired),
             "modularity": float(report["modularity"]),
             "resolution": float(report["resolution"]),
             "resolution_chosen_by": report["auto"].get("resolution", {}).get("rule", "config"),

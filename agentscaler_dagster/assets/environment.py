@@ -5,6 +5,7 @@ from pydantic import Field
 
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
+from agentscaler_dagster.contracts import content_hash
 from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.domains.embed import make_embedder
 from agentscaler_dagster.domains.store import read_domains
@@ -12,23 +13,24 @@ from agentscaler_dagster.envgen import build_environment
 from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.kinds import kinds_markdown
 from agentscaler_dagster.llm import LLMCodeGenerator, LLMEdgeVerifier, LLMPolicyWriter
-from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
+from agentscaler_dagster.resources import ArtifactStore, LlamaCppServer, LLMEndpoint, VLLMServer
 
 
 class EnvironmentConfig(dg.Config):
-    n_states: int = Field(default=3, description="Initial states per domain.")
-    seed: int = Field(default=0, description="Seed for schema, code and initial states.")
-    min_pass_rate: float = Field(default=0.8, description="An environment below this validation pass rate is not used downstream.")
+    n_states: int = Field(default=3, ge=1, description="Initial states per domain.")
+    seed: int = Field(default=0, ge=0, description="Seed for schema, code and initial states.")
+    min_pass_rate: float = Field(default=0.8, ge=0.0, le=1.0, description="An environment below this validation pass rate is not used downstream.")
     code_generator: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the tool module; validated, with fallback).")
-    max_generator_attempts: int = Field(default=3, description="LLM attempts before falling back to the programmatic generator.")
+    max_generator_attempts: int = Field(default=3, ge=1, description="LLM attempts before falling back to the programmatic generator.")
     policy_writer: str = Field(default="programmatic", description="programmatic, or llm (the `llm` resource writes the policy's prose; the checkable rules stay programmatic and are appended).")
     verify_edges: bool = Field(default=False, description="Ask the `llm` resource to veto candidate dependency edges.")
     edge_embedder: str = Field(default="minilm", description="Embedder that links a required input to a differently named output (contactid <- contact_id): minilm, hashing, or none (exact names only).")
-    edge_similarity: float = Field(default=0.8, description="Cosine similarity of the two names' words above which they link (measured: benchmarks/RESULTS.md, Dependency edges).")
+    edge_similarity: float = Field(default=0.8, ge=-1.0, le=1.0, description="Cosine similarity of the two names' words above which they link (measured: benchmarks/RESULTS.md, Dependency edges).")
 
 
 @dg.asset(
-    deps=["domains"],
+    # the tools' specs come from the corpus: an edited spec changes the environment though its domain stays
+    deps=["domains", "api_corpus"],
     partitions_def=domain_partitions,
     group_name="environments",
     code_version="3",
@@ -36,7 +38,8 @@ class EnvironmentConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True)],
 )
 def environment(
-    context: dg.AssetExecutionContext, config: EnvironmentConfig, artifacts: ArtifactStore, llm: LLMEndpoint
+    context: dg.AssetExecutionContext, config: EnvironmentConfig, artifacts: ArtifactStore, llm: LLMEndpoint,
+    vllm_server: VLLMServer, llamacpp_server: LlamaCppServer,
 ) -> dg.MaterializeResult:
     """Programmatic materialisation: dependency graph, database schema, tool code, initial states."""
     layout = artifacts.layout
@@ -47,11 +50,19 @@ def environment(
     out = layout.environment(domain_id)
     if config.code_generator not in ("programmatic", "llm"):
         raise ValueError(f"code_generator must be programmatic or llm, got {config.code_generator!r}")
-    generator = LLMCodeGenerator(llm.client(), seed=config.seed) if config.code_generator == "llm" else None
-    verifier = LLMEdgeVerifier(llm.client()) if config.verify_edges else None
+    clients: list = []
+
+    def client():
+        # one client for every LLM use of this step; a managed server (kind vllm / llamacpp) starts on first use
+        if not clients:
+            clients.append(llm.client(vllm_server=vllm_server, llamacpp_server=llamacpp_server))
+        return clients[0]
+
+    generator = LLMCodeGenerator(client(), seed=config.seed) if config.code_generator == "llm" else None
+    verifier = LLMEdgeVerifier(client()) if config.verify_edges else None
     if config.policy_writer not in ("programmatic", "llm"):
         raise ValueError(f"policy_writer must be programmatic or llm, got {config.policy_writer!r}")
-    policy_writer = LLMPolicyWriter(llm.client(), seed=config.seed) if config.policy_writer == "llm" else None
+    policy_writer = LLMPolicyWriter(client(), seed=config.seed) if config.policy_writer == "llm" else None
     if config.edge_embedder not in ("minilm", "hashing", "none"):
         raise ValueError(f"edge_embedder must be minilm, hashing or none, got {config.edge_embedder!r}")
     matcher = None if config.edge_embedder == "none" else FieldMatcher(
@@ -62,9 +73,11 @@ def environment(
         max_attempts=config.max_generator_attempts, policy_writer=policy_writer,
     )
     context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
+    # the package's files less its pictures: a new matplotlib must not make every domain downstream stale
+    content = {name: sha for name, sha in manifest.files.items() if not name.endswith(".png")}
     return result(
         path=out,
-        digest=manifest.content_hash,
+        digest=content_hash(content),
         metadata={
             "tools": manifest.n_tools,
             "collections": manifest.n_collections,

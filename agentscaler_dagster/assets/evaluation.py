@@ -1,67 +1,88 @@
-import time
+import json
 from contextlib import ExitStack
 
 import dagster as dg
 from pydantic import Field
 
-from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.contracts import content_hash
 from agentscaler_dagster.assets._metadata import picture, result
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.evaluation import evaluate
-from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient
-from agentscaler_dagster.resources import ArtifactStore, PhasePlan, VLLMServer
-from agentscaler_dagster.rollout import ScriptedUserSimulator, run_episode
+from agentscaler_dagster.assets.sft import domain_services
+from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient, OpenAIUserSimulator
+from agentscaler_dagster.resources import ArtifactStore, LlamaCppServer, LLMEndpoint, PhasePlan, VLLMServer
+from agentscaler_dagster.rollout import ScenarioUserSimulator, run_episode
 from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.tasks import read_tasks
 
 
 class EvaluationConfig(dg.Config):
-    # defaults sized for a 2-core CPU (~0.3 s per generated token for the 270M model); raise them on a GPU
-    max_tasks: int = Field(default=3, description="Held-out tasks evaluated (spread over the held-out domains).")
-    trials_k: int = Field(default=1, description="Trials per task; pass^k is reported for k = 1..trials_k (use temperature > 0 for k > 1).")
-    max_turns: int = Field(default=3, description="Turn limit of one evaluation episode.")
-    max_new_tokens: int = Field(default=48, description="Generation limit per agent turn.")
-    temperature: float = Field(default=0.0, description="Agent sampling temperature; 0 is greedy.")
+    # defaults sized for the main job on a 2-core CPU (~0.3 s per generated token for the 270M model in-process);
+    # a trustworthy evaluation (>= 100 tasks x 4 trials, base / phase 1 / phase 2) serves them: generator=vllm
+    max_tasks: int = Field(default=3, ge=1, description="Held-out tasks evaluated (spread over the held-out domains).")
+    trials_k: int = Field(default=1, ge=1, description="Trials per task; pass^k is reported for k = 1..trials_k (use temperature > 0 for k > 1).")
+    max_turns: int = Field(default=3, ge=1, description="Turn limit of one evaluation episode.")
+    max_new_tokens: int = Field(default=48, ge=1, description="Generation limit per agent turn.")
+    temperature: float = Field(default=0.0, ge=0.0, description="Agent sampling temperature; 0 is greedy.")
     generator: str = Field(default="transformers", description="transformers (in-process generation) or vllm (the `vllm_server` resource serves each model in turn).")
+    models: list[str] = Field(default=["base", "phase2"], description="Checkpoints side by side on the same tasks and seeds: base, phase1, phase2.")
+    user: str = Field(default="programmatic", description="programmatic (the scenario user) or llm (the `llm` endpoint plays the user).")
+    concurrency: int = Field(default=0, ge=0, description="Episodes at once; 0: 1 in-process, 8 on a model server.")
     seed: int = Field(default=0, description="Seed of the user simulator and task choice.")
 
 
+_MODEL_NAMES = {"base": "base", "phase1": "phase1", "phase2": "agentscaler"}
+
+
 @dg.asset(
-    deps=["phase2_checkpoint", "base_model", "tasks", "environment"],
+    deps=["phase2_checkpoint", "phase1_checkpoint", "base_model", "tasks", "environment"],
     group_name="evaluation",
-    code_version="1",
+    code_version="2",  # 2: held out by service, bootstrap intervals, concurrent served episodes
     kinds={"json"},
     pool="gpu",  # a local model generates here (in-process or through a managed vLLM server)
 )
 def evaluation(
-    context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, phase_plan: PhasePlan, vllm_server: VLLMServer
+    context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, phase_plan: PhasePlan,
+    vllm_server: VLLMServer, llm: LLMEndpoint, llamacpp_server: LlamaCppServer,
 ) -> dg.MaterializeResult:
-    """Held-out tasks in held-out domains: pass^k of the fine-tuned model against its base."""
+    """Held-out tasks of held-out services: pass^k (95 % bootstrap intervals) of the checkpoints side by side."""
     layout = artifacts.layout
-    split = phase_plan.split({d: dom.label for d, dom in read_domains(layout.domains).items()})
+    domains = read_domains(layout.domains)
+    split = phase_plan.split({d: dom.label for d, dom in domains.items()}, domain_services(layout, domains))
     per_domain = {d: read_tasks(layout.tasks(d) / "tasks.jsonl") for d in split.held_out if (layout.tasks(d) / "tasks.jsonl").exists()}
     # round-robin over held-out domains so a few tasks still cover all of them
     chosen = []
     for i in range(max((len(v) for v in per_domain.values()), default=0)):
         chosen += [tasks[i] for _, tasks in sorted(per_domain.items()) if i < len(tasks)]
     chosen = chosen[: config.max_tasks]
-    context.log.info(f"evaluating {len(chosen)} held-out tasks from {len(per_domain)} domains, k={config.trials_k}")
-    started, done = time.monotonic(), [0]
-    total = len(chosen) * config.trials_k * 2
-
-    def logged_episode(*args, **kwargs):
-        trajectory = run_episode(*args, **kwargs)
-        done[0] += 1
-        rate = done[0] / max(time.monotonic() - started, 1e-9) * 60
-        context.log.info(f"{done[0]}/{total} evaluation episodes ({rate:.1f}/min), last ended by {trajectory.termination}")
-        return trajectory
-
+    unknown = sorted(set(config.models) - set(_MODEL_NAMES))
+    if unknown or not config.models:
+        raise ValueError(f"evaluation.models: unknown {unknown or 'empty list'}; choose from {sorted(_MODEL_NAMES)}")
     if config.generator not in ("transformers", "vllm"):
         raise ValueError(f"generator must be transformers or vllm, got {config.generator!r}")
-    servers: list[dict] = []
+    if config.user not in ("programmatic", "llm"):
+        raise ValueError(f"evaluation.user must be programmatic or llm, got {config.user!r}")
+    split_path = layout.evaluation / "held_out_split.json"
+    split_path.parent.mkdir(parents=True, exist_ok=True)
+    split_path.write_text(json.dumps({**split.__dict__, "tasks": [t.task_id for t in chosen]}, indent=2, sort_keys=True))
+    concurrency = config.concurrency or (8 if config.generator == "vllm" else 1)
+    context.log.info(f"evaluating {len(chosen)} held-out tasks from {len(per_domain)} domains "
+                     f"(held-out services: {', '.join(split.held_out_services) or 'by domain'}), k={config.trials_k}, "
+                     f"models {config.models}, {concurrency} at once")
 
+    def progress(done: int, total: int, seconds: float) -> None:
+        rate = done / max(seconds, 1e-9) * 60
+        eta = (total - done) / max(rate, 1e-9)
+        context.log.info(f"evaluation {done}/{total} episodes ({rate:.1f}/min, ETA {eta:.1f} min)")
+
+    servers: list[dict] = []
     with ExitStack() as stack:
         envs = {d: stack.enter_context(Environment.load(layout.environment(d))) for d in per_domain}
+        if config.user == "llm":
+            client = llm.client(vllm_server=vllm_server, llamacpp_server=llamacpp_server)
+            user_factory = lambda seed: OpenAIUserSimulator(client=client, seed=seed)  # noqa: E731
+        else:
+            user_factory = lambda seed: ScenarioUserSimulator(seed=seed)  # noqa: E731
         agent_factory = None
         if config.generator == "vllm":
             running = ExitStack()
@@ -72,37 +93,53 @@ def evaluation(
                 server = running.enter_context(vllm_server.serve(str(model_dir)))
                 servers.append({"model": name, "model_dir": str(model_dir), "startup_s": server.startup_s})
                 context.log.info(f"vLLM serves {name} ({model_dir}) at {server.base_url}, ready in {server.startup_s} s")
-                client = running.enter_context(OpenAICompatibleClient(base_url=server.base_url, model=server.served_model))
+                client = running.enter_context(OpenAICompatibleClient(base_url=server.base_url, model=server.served_model,
+                                                                      max_concurrency=concurrency))
                 return OpenAIChatAgent(client=client, temperature=config.temperature, max_tokens=config.max_new_tokens, seed=config.seed)
 
         report = evaluate(
-            {"base": layout.model("base"), "agentscaler": layout.model("phase2")},
+            {_MODEL_NAMES[m]: layout.model(m) for m in config.models},
             chosen,
             envs,
-            lambda seed: ScriptedUserSimulator(seed=seed),
+            user_factory,
             trials_k=config.trials_k,
             seed=config.seed,
-            run_episode=logged_episode,
+            run_episode=run_episode,
             max_turns=config.max_turns,
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
             out_dir=layout.evaluation,
             agent_factory=agent_factory,
+            concurrency=concurrency,
+            progress=progress,
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}
     context.log.info(f"pass^k: {scores}")
+    numbers = {f"pass^{k}/{name}": float(v) for name, model in report.models.items() for k, v in model.pass_hat_k.items()}
+    # the data version: what was measured, not how long it took or where it was written
+    measured = report.model_dump(mode="json", exclude={"report_path", "chart_path", "seconds"})
+    for episode in measured["episodes"]:
+        episode.pop("seconds", None)
+    for model in measured["models"].values():
+        model.pop("model_dir", None)
     return result(
         path=path,
-        digest=file_digest(path),
+        digest=content_hash(measured),
         metadata={
+            **numbers,  # plottable across runs
             "held_out_domains": dg.MetadataValue.json(split.held_out),
+            "held_out_services": dg.MetadataValue.json(split.held_out_services),
             "tasks": len(chosen),
             "episodes": len(report.episodes),
+            "seconds": report.seconds,
             "pass_hat_k": dg.MetadataValue.json(scores),
+            "pass_hat_k_ci95": dg.MetadataValue.json({n: m.pass_hat_k_ci for n, m in report.models.items()}),
             "delta_vs_base": dg.MetadataValue.json(report.delta_vs_baseline),
+            "delta_ci95": dg.MetadataValue.json(report.delta_ci),
             "generator": config.generator,
+            "user": config.user,
             "servers": dg.MetadataValue.json(servers),
-            "comparison": picture(layout.evaluation / "pass_hat_k.png", "pass^k, fine-tuned vs base"),
+            "comparison": picture(layout.evaluation / "pass_hat_k.png", "pass^k with 95 % bootstrap intervals"),
         },
     )

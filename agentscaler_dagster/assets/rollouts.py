@@ -14,8 +14,8 @@ from agentscaler_dagster.tasks import read_tasks
 
 
 class RolloutConfig(dg.Config):
-    trials: int = Field(default=2, description="Episodes per task.")
-    max_turns: int = Field(default=20, description="Turn limit of one episode.")
+    trials: int = Field(default=2, ge=1, description="Episodes per task.")
+    max_turns: int = Field(default=20, ge=1, description="Turn limit of one episode.")
     seed: int = Field(default=0, description="Seed of the simulators.")
     resume: bool = Field(default=True, description="Keep the episodes an interrupted run already wrote (keyed by task and trial).")
 
@@ -24,7 +24,7 @@ class RolloutConfig(dg.Config):
     deps=["tasks"],
     partitions_def=domain_partitions,
     group_name="experience",
-    code_version="2",
+    code_version="3",  # 3: scenario user and oracle agent
     kinds={"jsonl"},
 )
 def trajectories(

@@ -10,6 +10,18 @@ from agentscaler_dagster.rollout import read_trajectories
 from agentscaler_dagster.sft import build_sft_records, write_sft_dataset
 
 
+def domain_services(layout, domain_ids) -> dict[str, set[str]]:
+    """Domain -> the services (API titles, else source files) its environment's tools come from."""
+    services = {}
+    for domain_id in domain_ids:
+        path = layout.environment(domain_id) / "tool_specs.json"
+        if path.exists():
+            specs = json.loads(path.read_text(encoding="utf-8"))
+            services[domain_id] = {(s.get("source") or {}).get("api_title") or (s.get("source") or {}).get("file") or "?"
+                                   for s in specs}
+    return services
+
+
 def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
     which = "general" if phase == 1 else "vertical"
 
@@ -17,7 +29,7 @@ def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
         name=f"sft_dataset_phase{phase}",
         deps=["filtered_trajectories", "environment"],
         group_name="training",
-        code_version="1",
+        code_version="2",  # 2: held out by service
         kinds={"jsonl"},
         check_specs=[dg.AssetCheckSpec("dataset_not_empty", asset=f"sft_dataset_phase{phase}", blocking=True)],
         description=f"SFT records (messages + tools) from the filtered trajectories of the {which} domains (phase {phase}).",
@@ -25,7 +37,7 @@ def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
     def _dataset(context: dg.AssetExecutionContext, artifacts: ArtifactStore, phase_plan: PhasePlan) -> dg.MaterializeResult:
         layout = artifacts.layout
         domains = read_domains(layout.domains)
-        split = phase_plan.split({d: dom.label for d, dom in domains.items()})
+        split = phase_plan.split({d: dom.label for d, dom in domains.items()}, domain_services(layout, domains))
         chosen = split.general if phase == 1 else split.vertical
         trajectories, tools_by_domain = [], {}
         for domain_id in chosen:
@@ -47,6 +59,8 @@ def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
                 "records": len(records),
                 "domains": dg.MetadataValue.json(chosen),
                 "held_out_domains": dg.MetadataValue.json(split.held_out),
+                "held_out_services": dg.MetadataValue.json(split.held_out_services),
+                "excluded_domains": dg.MetadataValue.json(split.excluded),
                 "preview": preview([{"domain": r.domain_id, "turns": len(r.messages)} for r in records]),
             },
             checks=[dg.AssetCheckResult(check_name="dataset_not_empty", passed=bool(records), metadata={"records": len(records)})],

@@ -6,39 +6,50 @@ from agentscaler_dagster.assets._metadata import preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
 from agentscaler_dagster.resources import ArtifactStore
 from agentscaler_dagster.sandbox import Environment
-from agentscaler_dagster.tasks import sample_tasks, write_tasks
+from agentscaler_dagster.tasks import policy_tasks, refusal_count, sample_tasks, summarise_tasks, write_tasks
 
 
 class TaskConfig(dg.Config):
-    n_tasks: int = Field(default=12, description="Tasks sampled per domain.")
-    max_walk_length: int = Field(default=4, description="Longest random walk on the dependency graph (tool calls per task).")
+    n_tasks: int = Field(default=12, ge=0, description="Tasks sampled per domain (random walks).")
+    max_walk_length: int = Field(default=4, ge=1, description="Longest random walk on the dependency graph (tool calls per task).")
     seed: int = Field(default=0, description="Seed of the random walks and argument filling.")
+    policy_share: float = Field(default=0.1, ge=0.0, lt=1.0,
+                                description="Target share of refusal tasks (requests the policy forbids) among all "
+                                            "tasks of a domain; fewer where the domain has fewer forbidden requests.")
 
 
 @dg.asset(
     deps=["environment"],
     partitions_def=domain_partitions,
     group_name="tasks",
-    code_version="1",
+    code_version="2",
     kinds={"jsonl"},
 )
 def tasks(context: dg.AssetExecutionContext, config: TaskConfig, artifacts: ArtifactStore) -> dg.MaterializeResult:
-    """Random walks on the dependency graph, executed for gold actions and gold final states."""
+    """Goal-level tasks: random walks on the dependency graph told as a person would ask, plus refusal tasks."""
     layout = artifacts.layout
     domain_id = context.partition_key
     with Environment.load(layout.environment(domain_id)) as env:
         sampled = sample_tasks(env, n_tasks=config.n_tasks, seed=config.seed, max_walk_length=config.max_walk_length)
+        sampled += policy_tasks(env, n_tasks=refusal_count(config.policy_share, len(sampled)), seed=config.seed)
     path = layout.tasks(domain_id) / "tasks.jsonl"
     write_tasks(sampled, path)
     lengths = [len(t.gold_actions) for t in sampled]
-    context.log.info(f"{domain_id}: {len(sampled)} tasks, {sum(t.read_only for t in sampled)} read-only")
+    summary = summarise_tasks(sampled)
+    context.log.info(f"{domain_id}: {len(sampled)} tasks, {sum(t.read_only for t in sampled)} read-only, "
+                     f"{sum(t.policy_rule is not None for t in sampled)} refusals")
     return result(
         path=path,
         digest=file_digest(path),
         metadata={
             "tasks": len(sampled),
+            "dagster/row_count": len(sampled),
             "read_only": sum(t.read_only for t in sampled),
+            "refusal_tasks": sum(t.policy_rule is not None for t in sampled),
             "mean_gold_actions": float(sum(lengths) / len(lengths)) if lengths else 0.0,
+            "share_needing_lookup": summary["share_needing_lookup"],
+            "share_with_hidden_facts": summary["share_with_hidden_facts"],
+            "distinct_intent_ratio": summary["distinct_intent_ratio"],
             "preview": preview([{"intent": t.user_intent, "gold": [a.name for a in t.gold_actions]} for t in sampled]),
         },
     )

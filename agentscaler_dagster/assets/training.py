@@ -25,9 +25,9 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, artif
 
 
 class PhaseTrainingConfig(dg.Config):
-    max_steps: int | None = Field(default=None, description="Optimizer steps; empty: the phase config's value.")
-    learning_rate: float | None = Field(default=None, description="Peak learning rate; empty: the phase config's value.")
-    max_length: int | None = Field(default=None, description="Token limit per record; empty: the phase config's value.")
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; empty: the phase config's value.")
+    learning_rate: float | None = Field(default=None, gt=0.0, description="Peak learning rate; empty: the phase config's value.")
+    max_length: int | None = Field(default=None, ge=1, description="Token limit per record; empty: the phase config's value.")
 
 
 def _checkpoint_asset(phase: int, start_from: str) -> dg.AssetsDefinition:

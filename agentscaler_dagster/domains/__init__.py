@@ -33,7 +33,7 @@ from agentscaler_dagster.domains.embed import (
     tool_text,
 )
 from agentscaler_dagster.domains.graph import ToolGraph, tool_graph
-from agentscaler_dagster.domains.labels import domain_id, make_labels
+from agentscaler_dagster.domains.labels import MISC_ID, domain_ids, make_labels
 
 __all__ = [
     "DomainConfig",
@@ -47,7 +47,7 @@ __all__ = [
     "tool_text",
 ]
 
-MISC_LABEL = "misc"
+MISC_LABEL = MISC_ID  # the set-aside tools: label and id
 
 
 class DomainConfig(BaseModel):
@@ -223,17 +223,17 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(membership.tolist()):
         groups.setdefault(c, []).append(i)
-    # largest first, then by first tool id; misc last: ids stay put for the same input + seed
-    order = sorted((c for c in groups if c != MISC), key=lambda c: (-len(groups[c]), tools[groups[c][0]].tool_id))
-    if MISC in groups:
-        order.append(MISC)
-    labels = make_labels([[tools[i] for i in groups[c]] for c in order])
-    width = max(2, len(str(len(order) - 1)))
-    domains: list[Domain] = []
-    for k, c in enumerate(order):
-        label = MISC_LABEL if c == MISC else labels[k]
-        domains.append(Domain(domain_id=domain_id(k, width, label), label=label,
-                              tool_ids=sorted(tools[i].tool_id for i in groups[c])))
+    # larger domains pick their label first (by first tool id among equals); misc is set aside, never labelled
+    ranked = sorted((c for c in groups if c != MISC), key=lambda c: (-len(groups[c]), tools[groups[c][0]].tool_id))
+    members = {c: [tools[i] for i in groups[c]] for c in groups}
+    label_of = dict(zip(ranked, make_labels([members[c] for c in ranked], reserved=frozenset({MISC_LABEL}))))
+    label_of[MISC] = MISC_LABEL
+    # largest first, then by label; misc last. Ids come from each domain's own tools (labels.domain_id), so
+    # they stay put when unrelated parts of the corpus change
+    order = sorted(ranked, key=lambda c: (-len(groups[c]), label_of[c])) + ([MISC] if MISC in groups else [])
+    ids = domain_ids([members[c] for c in order], misc=order.index(MISC) if MISC in groups else None)
+    domains = [Domain(domain_id=key, label=label_of[c], tool_ids=sorted(t.tool_id for t in members[c]))
+               for key, c in zip(ids, order)]
     community_to_domain = {c: k for k, c in enumerate(order)}
     tool_domain = np.array([community_to_domain[c] for c in membership.tolist()], dtype=np.int64)
 

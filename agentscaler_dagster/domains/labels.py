@@ -10,10 +10,16 @@ A label names what a domain's tools act on, from what people wrote about them:
 
 Labels are unique across domains: a label that repeats an earlier (larger) domain's gets that domain's
 next-best word, and a numeral only as the last resort. ``gmail-messages-drafts`` reads better than ``d07``.
+
+A domain's **id** (its `domain` partition key) is made from the domain's own tools only, never from the rest
+of the corpus: a readable head (the label this domain would get on its own) and a hash of its sorted tool ids,
+``skylark-air-reservations-bookings-1f48bfc0``. Adding or removing an unrelated spec leaves it as it is; a
+domain whose tools change is a new domain with a new id. The set-aside tools are always ``misc``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -36,6 +42,8 @@ _TITLE_NOISE = frozenset("api apis rest restful service services the for and of 
 _TITLE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
 _ID_SAFE = re.compile(r"[^a-z0-9_-]+")
 MAX_ID_LEN = 60
+MISC_ID = "misc"
+ID_HASH_LEN = 8
 DOMINANT_SHARE = 0.5
 MAX_TITLE_WORDS = 3
 
@@ -75,8 +83,10 @@ def _dominant_title(tools: list[ToolSpec]) -> list[str]:
     return short_title(title) if count >= DOMINANT_SHARE * len(tools) else []
 
 
-def make_labels(groups: list[list[ToolSpec]], n_words: int = 3) -> list[str]:
-    """One unique label per group (in order): the dominant API's short title, then nouns, joined by ``-``."""
+def make_labels(groups: list[list[ToolSpec]], n_words: int = 3, *, reserved: frozenset[str] = frozenset()) -> list[str]:
+    """One unique label per group (in order): the dominant API's short title, then nouns, joined by ``-``.
+
+    ``reserved`` labels (``misc``) are never given to a group."""
     per_group: list[Counter[str]] = []
     doc_freq: Counter[str] = Counter()
     for tools in groups:
@@ -87,7 +97,7 @@ def make_labels(groups: list[list[ToolSpec]], n_words: int = 3) -> list[str]:
         doc_freq.update(counts.keys())
     n_groups = max(1, len(groups))
     labels: list[str] = []
-    taken: set[str] = set()
+    taken: set[str] = set(reserved)
     for tools, counts in zip(groups, per_group):
         head = _dominant_title(tools)
         ranked = [w for w, _ in sorted(
@@ -112,8 +122,34 @@ def make_labels(groups: list[list[ToolSpec]], n_words: int = 3) -> list[str]:
     return labels
 
 
-def domain_id(index: int, width: int, label: str) -> str:
-    """``d07-orders-customers``: index first so ids sort and stay unique; lowercase [a-z0-9_-], <= 60 chars."""
-    slug = _ID_SAFE.sub("-", label.lower()).strip("-") or "tools"
-    head = f"d{index:0{width}d}"
-    return f"{head}-{slug}"[:MAX_ID_LEN].rstrip("-")
+def _slug(text: str) -> str:
+    return _ID_SAFE.sub("-", text.lower()).strip("-") or "tools"
+
+
+def domain_id(tools: list[ToolSpec], *, hash_len: int = ID_HASH_LEN) -> str:
+    """``skylark-air-reservations-bookings-1f48bfc0``: a valid, stable partition key from the domain's own tools.
+
+    The head is the label the tools would get as the only domain (no word weighed against other domains); the
+    tail is the sha256 of the sorted tool ids. Lowercase [a-z0-9_-], at most 60 characters."""
+    ids = sorted({t.tool_id for t in tools})
+    tail = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:hash_len]
+    head = _slug(make_labels([tools])[0])[: MAX_ID_LEN - hash_len - 1].rstrip("-")
+    return f"{head}-{tail}"
+
+
+def domain_ids(groups: list[list[ToolSpec]], *, misc: int | None = None) -> list[str]:
+    """One id per group (``domain_id``; the group at index ``misc`` is ``misc``), unique: a repeat (two groups
+    with the same head and the same first 8 hex of their hash) takes a longer hash."""
+    ids: list[str] = []
+    for index, tools in enumerate(groups):
+        if index == misc:
+            ids.append(MISC_ID)
+            continue
+        for hash_len in (ID_HASH_LEN, 16, 32):
+            key = domain_id(tools, hash_len=hash_len)
+            if key not in ids:
+                break
+        else:
+            raise ValueError(f"two domains have the same tools ({key}): groups must be disjoint")
+        ids.append(key)
+    return ids

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import Task, Trajectory, content_hash
-from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, tool_calls_of
+from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, pass_hat_k, tool_calls_of
 
 RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
 UserFactory = Callable[..., Any]  # (task, trial) -> UserSimulator, or (seed) -> UserSimulator
@@ -32,6 +34,7 @@ class EpisodeResult(BaseModel):
     state_match: bool = False
     exact_match: bool = False
     outputs_communicated: bool = False
+    policy_followed: bool = True
     reason: str | None = Field(default=None, description="Why the judge failed the episode.")
     read_only: bool = False
     termination: str = ""
@@ -47,6 +50,8 @@ class ModelEval(BaseModel):
     tasks: int
     trials: int
     pass_hat_k: dict[str, float] = Field(description="k (as text) -> pass^k averaged over tasks.")
+    pass_hat_k_ci: dict[str, list[float]] = Field(default_factory=dict,
+                                                  description="k -> [low, high]: 95 % bootstrap interval over tasks.")
     success_rate: float = Field(description="Successful episodes / episodes.")
     successes_per_task: dict[str, int]
     errors: int = Field(description="Episodes that raised instead of ending (counted as failures).")
@@ -62,6 +67,10 @@ class EvalReport(BaseModel):
     delta_vs_baseline: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model -> k -> pass^k minus the baseline's."
     )
+    delta_ci: dict[str, dict[str, list[float]]] = Field(
+        default_factory=dict, description="model -> k -> [low, high]: 95 % paired bootstrap interval of the difference."
+    )
+    seconds: float = 0.0
     episodes: list[EpisodeResult]
     report_path: str | None = None
     chart_path: str | None = None
@@ -70,6 +79,36 @@ class EvalReport(BaseModel):
 def episode_seed(seed: int, task_id: str, trial: int) -> int:
     """Sampling seed of one episode: the same for every model, so the models face the same draws."""
     return int(content_hash([seed, task_id, trial])[:8], 16)
+
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def bootstrap_interval(successes_per_task: list[int], trials: int, k: int, *, baseline: list[int] | None = None,
+                       samples: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of mean pass^k over tasks (tasks resampled with replacement).
+
+    With ``baseline`` (the same tasks, in the same order, for another model) it is the interval of the paired
+    difference ``pass^k(model) - pass^k(baseline)``: both resampled with the same task draws.
+    """
+    import random as _random
+
+    n = len(successes_per_task)
+    if n == 0:
+        return [0.0, 0.0]
+    if baseline is not None and len(baseline) != n:
+        raise ValueError(f"paired bootstrap needs the same tasks: {n} against {len(baseline)}")
+    per_task = [pass_hat_k(c, trials, k) for c in successes_per_task]
+    base = [pass_hat_k(c, trials, k) for c in baseline] if baseline is not None else [0.0] * n
+    rng = _random.Random(seed)
+    stats = []
+    for _ in range(samples):
+        draw = [rng.randrange(n) for _ in range(n)]
+        stats.append(sum(per_task[i] - base[i] for i in draw) / n)
+    stats.sort()
+    low = stats[int((1 - level) / 2 * samples)]
+    high = stats[min(samples - 1, int((1 + level) / 2 * samples))]
+    return [round(low, 6), round(high, 6)]
 
 
 def evaluate(
@@ -87,6 +126,8 @@ def evaluate(
     temperature: float = 0.0,
     baseline: str | None = "base",
     out_dir: Path | None = None,
+    concurrency: int = 1,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> EvalReport:
     """Run every model on every task ``trials_k`` times and compute pass^1..pass^trials_k per model.
 
@@ -98,6 +139,11 @@ def evaluate(
     is reset before each episode with a seed derived from (seed, task, trial). An episode that raises,
     or whose domain has no environment, counts as a failure and the rest go on. With ``out_dir``, writes
     ``eval_report.json`` and ``pass_hat_k.png`` there.
+
+    ``concurrency`` episodes of one model run at once when its agent can be cloned (``agent.clone()``, e.g.
+    an agent behind a model server: the clones share its client); an in-process model runs one at a time.
+    ``progress(done, total, seconds)`` is called after each episode. Each model's pass^k gets a 95 %
+    bootstrap interval over tasks, and each model's difference to the baseline a paired one.
     """
     if trials_k < 1:
         raise ValueError(f"trials_k must be >= 1, got {trials_k}")
@@ -111,21 +157,40 @@ def evaluate(
         def agent_factory(name: str, path: Path):
             return TransformersAgent(path, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, name=name)
 
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     episodes: list[EpisodeResult] = []
     models: dict[str, ModelEval] = {}
+    unique = list({t.task_id: t for t in tasks}.values())  # a task listed twice is still one task
+    total = len(unique) * trials_k * len(model_dirs)
+    started = time.perf_counter()
+    done = [0]
+    lock = threading.Lock()
     for name, model_dir in model_dirs.items():
         agent = agent_factory(name, Path(model_dir))
-        successes: dict[str, int] = {}
-        errors = 0
-        for task in tasks:
-            if task.task_id in successes:
-                continue  # a task listed twice is still one task
-            successes[task.task_id] = 0
-            for trial in range(trials_k):
-                result = _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
-                episodes.append(result)
-                successes[task.task_id] += int(result.success)
-                errors += int(result.error is not None)
+        clone = getattr(agent, "clone", None)
+
+        def one(pair, name=name, agent=agent, clone=clone):
+            task, trial = pair
+            mine = clone() if callable(clone) and concurrency > 1 else agent
+            result = _run_one(name, mine, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
+            with lock:
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], total, time.perf_counter() - started)
+            return result
+
+        pairs = [(task, trial) for task in unique for trial in range(trials_k)]
+        if concurrency > 1 and callable(clone):
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
+                results = list(pool.map(one, pairs))
+        else:
+            results = [one(pair) for pair in pairs]
+        successes = {task.task_id: 0 for task in unique}
+        for result in results:
+            successes[result.task_id] += int(result.success)
+        errors = sum(result.error is not None for result in results)
+        episodes += results
         counts = list(successes.values())
         runs = sum(1 for e in episodes if e.model == name)
         models[name] = ModelEval(
@@ -134,19 +199,26 @@ def evaluate(
             tasks=len(counts),
             trials=trials_k,
             pass_hat_k={str(k): mean_pass_hat_k(counts, trials_k, k) for k in range(1, trials_k + 1)},
+            pass_hat_k_ci={str(k): bootstrap_interval(counts, trials_k, k, seed=seed) for k in range(1, trials_k + 1)},
             success_rate=(sum(e.success for e in episodes if e.model == name) / runs) if runs else 0.0,
             successes_per_task=successes,
             errors=errors,
         )
         del agent
 
-    deltas = {}
+    deltas, delta_ci = {}, {}
     if baseline is not None:
         base = models[baseline].pass_hat_k
         deltas = {
             name: {k: round(v - base[k], 6) for k, v in m.pass_hat_k.items()}
             for name, m in models.items()
             if name != baseline
+        }
+        base_counts = [models[baseline].successes_per_task[t.task_id] for t in unique]
+        delta_ci = {
+            name: {str(k): bootstrap_interval([m.successes_per_task[t.task_id] for t in unique], trials_k, k,
+                                              baseline=base_counts, seed=seed) for k in range(1, trials_k + 1)}
+            for name, m in models.items() if name != baseline
         }
     report = EvalReport(
         seed=seed,
@@ -156,7 +228,9 @@ def evaluate(
         baseline=baseline,
         models=models,
         delta_vs_baseline=deltas,
+        delta_ci=delta_ci,
         episodes=episodes,
+        seconds=round(time.perf_counter() - started, 1),
     )
     if out_dir is not None:
         write_report(report, Path(out_dir))
@@ -193,7 +267,7 @@ def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode,
 
 def _make_user(user_factory: UserFactory, task: Task, trial: int, seed: int):
     """``user_factory(task, trial)``, or ``user_factory(episode_seed)`` for a one-argument factory
-    (e.g. ``lambda seed: ScriptedUserSimulator(seed=seed)``; run_episode binds the task)."""
+    (e.g. ``lambda seed: ScenarioUserSimulator(seed=seed)``; run_episode binds the task)."""
     try:
         params = [
             p for p in inspect.signature(user_factory).parameters.values()
@@ -228,12 +302,16 @@ def plot_pass_hat_k(report: EvalReport, path: Path) -> Path:
     for i, name in enumerate(names):
         values = [report.models[name].pass_hat_k[k] for k in ks]
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(ks))]
-        bars = ax.bar(xs, values, width=width, label=name)
+        ci = report.models[name].pass_hat_k_ci
+        errors = None
+        if ci:  # the 95 % bootstrap interval as an error bar
+            errors = [[max(0.0, v - ci[k][0]) for v, k in zip(values, ks)], [max(0.0, ci[k][1] - v) for v, k in zip(values, ks)]]
+        bars = ax.bar(xs, values, width=width, label=name, yerr=errors, capsize=3 if errors else 0)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7)
     ax.set_xticks(range(len(ks)), [f"pass^{k}" for k in ks])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("held-out tasks")
-    ax.set_title(f"pass^k on {len(report.task_ids)} held-out tasks, {report.trials_k} trials each")
+    ax.set_title(f"pass^k on {len(report.task_ids)} held-out tasks, {report.trials_k} trials each (95 % CI)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})

@@ -9,6 +9,7 @@ from agentscaler_dagster.filters.stages import (
     check_state_alignment,
     check_structure,
     check_validity,
+    injected_error_scores,
     most_repeated_ngram,
 )
 from agentscaler_dagster.judge import canonical_arguments, successful_calls
@@ -23,6 +24,7 @@ __all__ = [
     "check_structure",
     "check_validity",
     "funnel_picture",
+    "injected_error_scores",
     "most_repeated_ngram",
     "successful_calls",
 ]

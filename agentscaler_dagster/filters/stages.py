@@ -207,3 +207,42 @@ def check_state_alignment(trajectory: Trajectory, task: Task) -> str | None:
 def check_exact_match(trajectory: Trajectory, task: Task, *, write_tools: Collection[str] | None = None) -> str | None:
     verdict = judge(task, trajectory, write_tools=write_tools)
     return None if verdict.success else verdict.reason
+
+
+# ---- how well the funnel finds the injected mistakes --------------------------------------------
+
+
+def injected_error_scores(trajectories: Iterable[Trajectory], result: FilterResult,
+                          recovered: Collection[str] = ("recovered_wrong_argument",)) -> dict:
+    """Precision and recall of the funnel against the mistakes the oracle agent injected.
+
+    Ground truth: a trajectory is wrong when its ``agent_mistakes`` hold a kind not in ``recovered`` (a
+    recovered mistake - a wrong call the tool refused, then the right one - is a correct trajectory). For
+    each stage the prediction is "rejected at this stage or an earlier one", so the last stage's numbers are
+    the whole funnel's. ``by_kind`` gives each mistake kind's recall and the stage that caught it.
+    """
+    stage_of = {tid: stage for tid, stage, _ in result.rejected}
+    truth: dict[str, list[str]] = {}
+    for t in trajectories:
+        truth[t.trajectory_id] = [k for k in (getattr(t, "agent_mistakes", None) or []) if k not in recovered]
+    scores: dict = {"trajectories": len(truth), "with_errors": sum(bool(v) for v in truth.values())}
+    for i, stage in enumerate(STAGES):
+        caught = {tid for tid, s in stage_of.items() if STAGES.index(s) <= i}
+        tp = sum(1 for tid in caught if truth.get(tid))
+        fp = sum(1 for tid in caught if tid in truth and not truth[tid])
+        fn = sum(1 for tid, kinds in truth.items() if kinds and tid not in caught)
+        scores[stage] = {"true_positives": tp, "false_positives": fp, "false_negatives": fn,
+                         "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+                         "recall": round(tp / (tp + fn), 4) if tp + fn else None}
+    by_kind: dict[str, dict] = {}
+    for tid, kinds in truth.items():
+        for kind in kinds:
+            row = by_kind.setdefault(kind, {"injected": 0, "caught": 0, "caught_at": {}})
+            row["injected"] += 1
+            if tid in stage_of:
+                row["caught"] += 1
+                row["caught_at"][stage_of[tid]] = row["caught_at"].get(stage_of[tid], 0) + 1
+    for row in by_kind.values():
+        row["recall"] = round(row["caught"] / row["injected"], 4)
+    scores["by_kind"] = {k: by_kind[k] for k in sorted(by_kind)}
+    return scores

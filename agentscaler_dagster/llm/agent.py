@@ -44,6 +44,11 @@ class OpenAIChatAgent:
     def sampling(self) -> dict:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
+    def clone(self) -> "OpenAIChatAgent":
+        """Another agent on the same client (one connection pool, one usage count): for concurrent episodes."""
+        return OpenAIChatAgent(client=self.client, temperature=self.temperature, max_tokens=self.max_tokens,
+                               seed=self.seed, stream=self.stream, extra=self.extra)
+
     def reset(self, *, seed: int) -> None:
         """Start a new episode sampled with ``seed`` (the evaluation derives it per task and trial)."""
         self.seed = seed

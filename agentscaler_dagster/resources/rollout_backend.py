@@ -11,14 +11,15 @@ from agentscaler_dagster.llm import OpenAICompatibleClient
 class RolloutBackend(dg.ConfigurableResource):
     """Who plays the simulated user and the agent during rollouts, and how many episodes run at once.
 
-    ``agent=programmatic`` is the embedded default: a scripted simulator that needs no model (a
-    simulator, not a model). ``agent=llm`` gives the agent role to the `llm` endpoint resource - the
-    one place where the server is configured.
+    ``agent=programmatic`` is the embedded default: an oracle agent simulator that knows the task's gold
+    steps and injects recorded mistakes (a simulator, not a model); ``user=programmatic`` is the rule-based
+    tau-bench-style user of the task's scenario. ``llm`` gives either role to the `llm` endpoint resource -
+    the one place where the server is configured.
     """
 
     agent: Literal["programmatic", "llm"] = Field(default="programmatic", description="programmatic simulator, or the `llm` endpoint resource.")
-    user: Literal["scripted", "llm"] = Field(default="scripted", description="scripted simulator (follows the task's script), or the `llm` endpoint told the user's goal.")
-    agent_error_rate: float = Field(default=0.15, description="Programmatic agent: chance of a realistic mistake per step, so the filters have work.")
+    user: Literal["programmatic", "llm"] = Field(default="programmatic", description="programmatic user of the task's scenario (answers what is asked from its facts), or the `llm` endpoint given the scenario.")
+    agent_error_rate: float = Field(default=0.15, ge=0.0, le=1.0, description="Programmatic agent: chance that an episode gets one injected mistake (its kind is recorded), so the filters have work.")
     temperature: float = Field(default=0.0, description="Sampling temperature of the agent (agent=llm).")
     max_tokens: int = Field(default=512, description="Generation limit per agent turn (agent=llm).")
     concurrency: int = Field(default=0, description="Episodes at once; 0: the endpoint's max_concurrency for agent=llm, 1 for the programmatic agent.")
@@ -33,9 +34,9 @@ class RolloutBackend(dg.ConfigurableResource):
     def agent_factory(self, client: OpenAICompatibleClient | None = None):
         """A callable ``seed -> AgentPolicy``; ``client`` (from the `llm` resource) for agent=llm, shared by all episodes."""
         if self.agent == "programmatic":
-            from agentscaler_dagster.rollout import ProgrammaticAgentSimulator
+            from agentscaler_dagster.rollout import OracleAgentSimulator
 
-            return lambda seed: ProgrammaticAgentSimulator(seed=seed, error_rate=self.agent_error_rate)
+            return lambda seed: OracleAgentSimulator(seed=seed, error_rate=self.agent_error_rate)
         if client is None:
             raise ValueError("rollout_backend.agent=llm needs a client from the `llm` resource (its kind must not be programmatic)")
         from agentscaler_dagster.llm import OpenAIChatAgent
@@ -48,10 +49,10 @@ class RolloutBackend(dg.ConfigurableResource):
 
     def user_factory(self, client: OpenAICompatibleClient | None = None):
         """A callable ``seed -> UserSimulator``; ``client`` (from the `llm` resource) for user=llm."""
-        if self.user == "scripted":
-            from agentscaler_dagster.rollout import ScriptedUserSimulator
+        if self.user == "programmatic":
+            from agentscaler_dagster.rollout import ScenarioUserSimulator
 
-            return lambda seed: ScriptedUserSimulator(seed=seed)
+            return lambda seed: ScenarioUserSimulator(seed=seed)
         if client is None:
             raise ValueError("rollout_backend.user=llm needs a client from the `llm` resource (its kind must not be programmatic)")
         from agentscaler_dagster.llm import OpenAIUserSimulator

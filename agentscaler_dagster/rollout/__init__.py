@@ -15,11 +15,11 @@ from agentscaler_dagster.rollout.episode import (
 from agentscaler_dagster.rollout.protocols import AgentPolicy, UserSimulator
 from agentscaler_dagster.rollout.simulators import (
     MISTAKE_KINDS,
+    RECOVERED,
     STOP_MARKER,
-    ProgrammaticAgentSimulator,
-    ScriptedUserSimulator,
-    parse_hints,
-    render_hint,
+    OracleAgentSimulator,
+    ScenarioUserSimulator,
+    scenario_of,
 )
 
 __all__ = [
@@ -29,14 +29,14 @@ __all__ = [
     "AgentOutputError",
     "AgentPolicy",
     "EnvironmentPool",
-    "ProgrammaticAgentSimulator",
-    "ScriptedUserSimulator",
+    "OracleAgentSimulator",
+    "RECOVERED",
+    "ScenarioUserSimulator",
     "UserSimulator",
     "backend_failed",
     "episode_seed",
-    "parse_hints",
     "read_trajectories",
-    "render_hint",
+    "scenario_of",
     "run_episode",
     "run_rollouts",
     "trajectory_id",

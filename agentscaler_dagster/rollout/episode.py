@@ -72,7 +72,10 @@ def run_episode(
             steps.append({"kind": kind, "s": round(time.perf_counter() - t0, 6)})
 
     bind = getattr(user, "bind_task", None)
+    bind_agent = getattr(agent, "bind_task", None)
     try:
+        if callable(bind_agent):
+            bind_agent(task)  # an oracle simulator knows the task's gold steps; a model never does
         if callable(bind):
             bind(task)
         first = timed("user", user.start, task.user_intent)

@@ -39,5 +39,6 @@ class UserSimulator(Protocol):
         """The user's next message after the agent's text reply, or None when the user is done."""
         ...
 
-    # Optional: ``bind_task(task)`` is called by the episode loop before ``start`` when a user
-    # simulator defines it; the scripted simulator takes its private script (the gold actions) there.
+    # Optional: ``bind_task(task)`` is called by the episode loop before ``start`` when a user simulator
+    # (or an agent simulator) defines it; a user takes the task's scenario there (persona, requests, facts),
+    # never the gold actions; the oracle agent simulator takes the gold steps.

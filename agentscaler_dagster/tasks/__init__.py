@@ -6,7 +6,7 @@ from agentscaler_dagster.tasks.environment import (
     domain_instructions,
     policy_of,
 )
-from agentscaler_dagster.tasks.policy import policy_tasks
+from agentscaler_dagster.tasks.policy import policy_tasks, refusal_count
 from agentscaler_dagster.tasks.sampling import (
     describe_action,
     humanise,
@@ -26,6 +26,7 @@ __all__ = [
     "policy_of",
     "policy_tasks",
     "read_tasks",
+    "refusal_count",
     "sample_tasks",
     "summarise_tasks",
     "user_intent",

@@ -27,6 +27,7 @@ from agentscaler_dagster.contracts import (
 )
 from agentscaler_dagster.tasks.arguments import fill_arguments, index_values
 from agentscaler_dagster.tasks.environment import EnvironmentLike, tool_specs_by_name
+from agentscaler_dagster.tasks.scenario import build_task
 
 # argument resamples per tool before the walk tries another successor
 MAX_ARGUMENT_TRIES = 6
@@ -45,8 +46,13 @@ def sample_tasks(
     seed: int,
     max_walk_length: int = 4,
     min_walk_length: int = 1,
+    goal_level: bool = True,
 ) -> list[Task]:
-    """Up to ``n_tasks`` distinct tasks from random walks; deterministic for ``seed``.
+    """Up to ``n_tasks`` distinct goal-level tasks from random walks; deterministic for ``seed``.
+
+    Each walk becomes what a person would ask (``scenario.build_task``): entities by name, email or date,
+    the lookups that find their ids first. ``goal_level=False`` keeps the raw walk with an intent that spells
+    out every call (the tools and their arguments): for tests of the walk itself, not for training data.
 
     Fewer come back when the graph cannot yield that many distinct valid walks within
     ``n_tasks * ATTEMPTS_PER_TASK`` attempts.
@@ -79,8 +85,8 @@ def sample_tasks(
         walk = _walk(env, specs, graph, nodes, state_id, length, rng)
         if len(walk.actions) < min_walk_length:
             continue
-        task = _make_task(env, specs, state_id, walk, rng)
-        if task.task_id in seen:
+        task = build_task(env, state_id, walk.actions, rng) if goal_level else _make_task(env, specs, state_id, walk, rng)
+        if task is None or task.task_id in seen:
             continue
         seen.add(task.task_id)
         tasks.append(task)
@@ -98,7 +104,7 @@ class _Walk:
 def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
     # a private copy: an environment whose tools change the state in place must not touch the original
     walk = _Walk(copy.deepcopy(env.initial_states[state_id]))
-    candidates = [rng.choice(nodes)]
+    candidates = [rng.choices(nodes, weights=[_start_weight(env, n) for n in nodes])[0]]
     previous: str | None = None
     while len(walk.actions) < length and candidates:
         done = False
@@ -114,6 +120,18 @@ def _walk(env, specs, graph, nodes, state_id, length, rng) -> _Walk:
         rng.shuffle(succ)
         candidates = succ
     return walk
+
+
+# walks start RECORD_START_WEIGHT times as often at a tool that names an existing record (by id or
+# reference) as at one that does not: people mostly ask about what they already have, and those requests
+# are the ones that need lookups
+RECORD_START_WEIGHT = 3.0
+
+
+def _start_weight(env, tool: str) -> float:
+    binding = ((env.schema or {}).get("bindings") or {}).get(tool) or {}
+    roles = {r.get("role") for r in (binding.get("params") or {}).values()}
+    return RECORD_START_WEIGHT if roles & {"id", "ref"} else 1.0
 
 
 def _step(env, spec, walk: _Walk, links: set[str], rng: random.Random, sources: dict[str, str] | None = None) -> bool:
@@ -228,7 +246,8 @@ def user_intent(actions: Iterable[GoldAction], rng: random.Random) -> str:
 
 
 def summarise_tasks(tasks: list[Task]) -> dict:
-    """Counts for metadata and reports: tasks, read-only share, walk lengths, tools used."""
+    """Counts for metadata and reports: tasks, read-only share, walk lengths, tools used, and the shape of
+    the goals (lookups needed, facts told only when asked, refusals, distinct intents)."""
     lengths: dict[int, int] = {}
     tools: dict[str, int] = {}
     for task in tasks:
@@ -236,13 +255,34 @@ def summarise_tasks(tasks: list[Task]) -> dict:
         for action in task.gold_actions:
             tools[action.name] = tools.get(action.name, 0) + 1
     n = len(tasks)
+    scenarios = [t.scenario for t in tasks if t.scenario is not None]
+    openings: dict[str, set[str]] = {}
+    for s in scenarios:
+        for r in s.requests:
+            openings.setdefault(r.kind, set()).add(" ".join(r.text.lower().split()[:3]))
     return {
         "n_tasks": n,
         "n_read_only": sum(t.read_only for t in tasks),
+        # a lookup is a read call (get / list / search), as in the policy's "lookups you may use freely"
+        "share_needing_lookup": round(sum(_has_lookup(t) for t in tasks) / n, 4) if n else 0.0,
+        # stricter: a lookup that finds what a later call needs (an id the user does not know)
+        "share_resolving_ids": round(sum(any(s.role == "lookup" for s in t.gold_steps) for t in tasks) / n, 4) if n else 0.0,
+        "share_with_hidden_facts": round(sum(any(f.hidden for f in s.facts) for s in scenarios) / n, 4) if n else 0.0,
+        "share_policy_refusals": round(sum(t.policy_rule is not None for t in tasks) / n, 4) if n else 0.0,
+        "share_combined_requests": round(sum(len(s.requests) > 1 for s in scenarios) / n, 4) if n else 0.0,
+        "distinct_intent_ratio": round(len({t.user_intent for t in tasks}) / n, 4) if n else 0.0,
+        # how many different ways each kind of request opens ("could you cancel", "please cancel", ...)
+        "phrasings_per_kind": {k: len(v) for k, v in sorted(openings.items())},
         "mean_walk_length": round(sum(k * v for k, v in lengths.items()) / n, 3) if n else 0.0,
         "walk_lengths": {str(k): lengths[k] for k in sorted(lengths)},
         "tool_calls_by_tool": {k: tools[k] for k in sorted(tools)},
     }
+
+
+def _has_lookup(task: Task) -> bool:
+    requests = task.scenario.requests if task.scenario else []
+    return any(s.action >= 0 and (s.role == "lookup" or requests[s.request].kind in ("get", "list", "search"))
+               for s in task.gold_steps)
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -260,3 +300,4 @@ def write_tasks(tasks: Iterable[Task], path: str | Path) -> Path:
 
 def read_tasks(path: str | Path) -> list[Task]:
     return read_model_jsonl(path, Task, "a valid task")
+
