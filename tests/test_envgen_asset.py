@@ -11,7 +11,7 @@ import dagster as dg
 from test_envgen_semantics import KINDS, write_inputs
 
 from agentscaler_dagster.assets.environment import environment
-from agentscaler_dagster.resources import ArtifactStore, LLMEndpoint
+from agentscaler_dagster.resources import ArtifactStore, LlamaCppServer, LLMEndpoint, VLLMServer
 
 
 def test_environment_asset_reports_semantics_kinds_and_policy(tmp_path):
@@ -20,7 +20,8 @@ def test_environment_asset_reports_semantics_kinds_and_policy(tmp_path):
         instance.add_dynamic_partitions("domain", ["shop"])
         result = dg.materialize(
             [environment], partition_key="shop", instance=instance,
-            resources={"artifacts": ArtifactStore(root=str(tmp_path)), "llm": LLMEndpoint()},
+            resources={"artifacts": ArtifactStore(root=str(tmp_path)), "llm": LLMEndpoint(),
+                       "vllm_server": VLLMServer(), "llamacpp_server": LlamaCppServer()},
             run_config={"ops": {"environment": {"config": {"edge_embedder": "hashing"}}}},
         )
     assert result.success

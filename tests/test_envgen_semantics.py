@@ -400,15 +400,21 @@ def test_cli_writes_packages_and_report(tmp_path):
 def test_policy_tasks_ask_for_what_the_policy_forbids(env):
     from agentscaler_dagster.tasks import policy_tasks
 
-    tasks = policy_tasks(env, n_tasks=2, seed=1)
-    assert len(tasks) == 2 and tasks == policy_tasks(env, n_tasks=2, seed=1)
+    tasks = policy_tasks(env, n_tasks=6, seed=1)
+    assert len(tasks) == 6 and tasks == policy_tasks(env, n_tasks=6, seed=1)
+    transitions = [t for t in tasks if t.policy_rule == "transition-cancel_order"]
+    assert transitions and all(t.policy_rule in ("transition-cancel_order", "scope") for t in tasks)
+    reads = {spec.name for spec in env.tool_specs if spec.operation == "read"}
     for task in tasks:
-        assert task.read_only and task.policy_rule == "transition-cancel_order"
-        assert task.gold_state_hash == task.initial_state_hash
-        assert [a.name for a in task.gold_actions] == ["get_order"]
+        assert task.read_only and task.gold_state_hash == task.initial_state_hash
+        assert all(a.name in reads for a in task.gold_actions)
+    for task in transitions:
+        # the user names the order as a person would; the lookups that find it come first, no write
+        attempt = next(s.attempt for s in task.gold_steps if s.attempt is not None)
         state = env.initial_states[task.initial_state_id]
-        order_id = task.gold_actions[0].arguments["order_id"]
+        order_id = attempt.arguments["order_id"]
         assert state["orders"][order_id]["order_status"] in ("delivered", "cancelled")
-        assert "cancel order" in task.user_intent
+        assert "cancel" in task.user_intent
+        assert order_id not in task.user_intent or any(f.said == order_id for f in task.scenario.facts)
         refused = env.call(state, "cancel_order", {"order_id": order_id})
         assert not refused.ok and state_hash(refused.state) == task.gold_state_hash
