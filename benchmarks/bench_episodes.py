@@ -76,10 +76,52 @@ def baseline(environments: Path) -> dict:
             "tasks_whose_intent_leaks": round(leaks / n, 4)}
 
 
+def model_agent(environments: Path, n_domains: int, n_tasks: int, max_turns: int) -> dict:
+    """The real Gemma 3 270M (llama.cpp server, the LlamaCppServer resource) as the agent, the scenario user,
+    the one judge - beside the oracle on the same tasks. What the funnel rejects here nobody injected."""
+    from collections import Counter
+
+    from agentscaler_dagster.filters import STAGES, apply_filters
+    from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient
+    from agentscaler_dagster.resources import LlamaCppServer
+    from agentscaler_dagster.rollout import OracleAgentSimulator, ScenarioUserSimulator, run_rollouts
+    from agentscaler_dagster.sandbox import Environment
+    from agentscaler_dagster.tasks import sample_tasks
+
+    packages = sorted(p for p in environments.iterdir() if (p / "manifest.json").is_file())[:n_domains]
+    rows = {"model": {"input": 0, **{s: 0 for s in STAGES}}, "oracle": {"input": 0, **{s: 0 for s in STAGES}}}
+    reasons: Counter = Counter()
+    terminations: Counter = Counter()
+    t0 = time.monotonic()
+    with LlamaCppServer().serve() as server, OpenAICompatibleClient(base_url=server.base_url, model=server.served_model,
+                                                                   max_concurrency=2, timeout_s=300) as client:
+        for package in packages:
+            with Environment.load(package) as env:
+                tasks = sample_tasks(env, n_tasks=n_tasks, seed=0)
+                writes = {s.name for s in env.tool_specs if s.operation == "write"}
+                by_id = {t.task_id: t for t in tasks}
+                model = run_rollouts(tasks, env, lambda s: OpenAIChatAgent(client=client, max_tokens=96, seed=s),
+                                     ScenarioUserSimulator, trials=1, seed=0, max_turns=max_turns, concurrency=2)
+                oracle = run_rollouts(tasks, env, lambda s: OracleAgentSimulator(s, error_rate=0.0),
+                                      ScenarioUserSimulator, trials=1, seed=0, max_turns=max_turns)
+            for name, episodes in (("model", model), ("oracle", oracle)):
+                result = apply_filters(episodes, by_id, write_tools=writes)
+                for k in rows[name]:
+                    rows[name][k] += result.funnel[k]
+                if name == "model":
+                    terminations.update(e.termination for e in episodes)
+                    reasons.update(f"{stage}: {reason.split('(')[0].split(':')[0][:60]}" for _, stage, reason in result.rejected)
+    return {"funnel": rows, "terminations": dict(terminations), "top_reasons": reasons.most_common(8),
+            "seconds": round(time.monotonic() - t0, 1), "domains": [p.name for p in packages]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", default="starter,openapi-subset")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    parser.add_argument("--model-agent", type=int, default=0, metavar="N",
+                        help="also play N domains' tasks with the real Gemma 3 270M as the agent (llama.cpp), beside the oracle")
+    parser.add_argument("--model-tasks", type=int, default=4, help="tasks per domain for --model-agent")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-episodes-"))
     load = os.getloadavg()[0]
@@ -106,11 +148,24 @@ def main() -> int:
               f"{f['precision']} | {f['recall']} | {r['leaks']} | {b['share_needing_lookup']:.1%} | "
               f"{b['tasks_whose_intent_leaks']:.1%} |")
     print()
+    if args.model_agent:
+        starter = work / "starter" / "environments"
+        if not starter.exists():
+            starter = build("starter", work)
+        m = model_agent(starter, args.model_agent, args.model_tasks, max_turns=DEFAULTS["max_turns"])
+        print(json.dumps(m), flush=True)
+        f, o = m["funnel"]["model"], m["funnel"]["oracle"]
+        print(f"\nGemma 3 270M as the agent ({len(m['domains'])} starter domains, {f['input']} episodes, "
+              f"{m['seconds']} s): funnel {f['input']} -> {f['validity']} valid -> {f['state_alignment']} state-aligned "
+              f"-> {f['exact_match']} exact match; the oracle on the same tasks: {o['input']} -> {o['validity']} -> "
+              f"{o['state_alignment']} -> {o['exact_match']}; kept share model / oracle = "
+              f"{(f['exact_match'] / f['input']) / max(o['exact_match'] / o['input'], 1e-9):.2f}; terminations "
+              f"{m['terminations']}; top rejection reasons {m['top_reasons']}\n")
     for name, r, _, built in rows:
         s = r["filter_scores"]
         print(f"{name}: per stage (cumulative) precision / recall: " + "; ".join(
             f"{stage} {s[stage]['precision']} / {s[stage]['recall']}" for stage in ("validity", "state_alignment", "exact_match"))
-              + f"; by kind: " + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in s["by_kind"].items())
+              + "; by kind: " + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in s["by_kind"].items())
               + f"; phrasings per kind: {r['tasks']['phrasings_per_kind']}; build {built:.0f} s, episodes {r['seconds']} s")
     return 0
 
