@@ -7,6 +7,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libs
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY agentscaler_dagster ./agentscaler_dagster
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 && pip install .
+# torch from PyPI like every other dependency (its Linux wheel carries the CUDA libraries, so the same image
+# trains on a GPU node); pinned first, as scripts/setup.sh does
+RUN pip install torch==2.13.0 && pip install .
 RUN mkdir -p $DAGSTER_HOME
 COPY docker/dagster.yaml docker/workspace.yaml $DAGSTER_HOME/

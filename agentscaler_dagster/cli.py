@@ -17,6 +17,7 @@ _STAGE_CLIS = (
     "agentscaler_dagster.envgen.cli",
     "agentscaler_dagster.rollout.cli",
     "agentscaler_dagster.sandbox.cli",
+    "agentscaler_dagster.evaluation.tau2_export",
     "agentscaler_dagster.pipeline_cli",
 )
 

@@ -8,6 +8,7 @@ import dagster as dg
 
 from agentscaler_dagster.assets import all_assets, benchmark_assets, corpus_assets, dataset_assets, domain_assets, training_assets
 from agentscaler_dagster.assets.automation import automation_sensor
+from agentscaler_dagster.assets.export import tau2_export
 from agentscaler_dagster.resources import (
     ArtifactStore,
     DeepSpeedTrainer,
@@ -46,6 +47,13 @@ benchmark_job = dg.define_asset_job(
     tags={"agentscaler/accelerator": "gpu"},
 )
 
+# Not one of `agentscaler materialize`'s jobs either: the tau2-bench export of the held-out domains, when asked for.
+export_job = dg.define_asset_job(
+    "export_job",
+    selection=dg.AssetSelection.assets(tau2_export),
+    description="Held-out tasks and environments in tau2-bench's format (artifacts/exports/tau2).",
+)
+
 # Re-collect and re-cluster weekly; the automation below fans the changed domains out. Off by default: a
 # schedule runs with the code location's default config (the starter corpus), so on an instance built from
 # a corpus of your own (`--config '{"api_corpus": {"paths": [...]}}'`) it would swap that corpus out. Turn it
@@ -75,8 +83,8 @@ def default_resources(artifacts_root: str | None = None) -> dict:
 def build_defs(artifacts_root: str | None = None) -> dg.Definitions:
     """The code location; ``artifacts_root`` overrides $AGENTSCALER_ARTIFACTS (tests, the CLI)."""
     return dg.Definitions(
-        assets=all_assets,
-        jobs=[corpus_job, domain_job, training_job, benchmark_job],
+        assets=[*all_assets, tau2_export],
+        jobs=[corpus_job, domain_job, training_job, benchmark_job, export_job],
         schedules=[weekly_corpus_schedule],
         sensors=[pipeline_automation],
         resources=default_resources(artifacts_root),

@@ -4,7 +4,7 @@ Run:
   .venv/bin/python benchmarks/bench_serving.py fake [--episodes 2000] [--concurrency 256] [--latency 0.05]
   .venv/bin/python benchmarks/bench_serving.py vllm [--model-source gemma3-270m] [--episodes 16]
 
-fake  A local OpenAI-compatible server (another process, a thread per connection) that answers every
+fake  A local OpenAI-compatible server (another process, one asyncio loop) that answers every
       request after ``latency`` seconds: five tool calls (get_order on the demo domain), then a text reply,
       so each episode makes exactly 6 model calls (max_turns=6) and 5 sandboxed tool calls. Ideal time =
       episodes x 6 x latency / concurrency. Also run at concurrency 1 on a few episodes, and the engine's
@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,42 +39,52 @@ from agentscaler_dagster.tasks.demo_domain import build_demo_package  # noqa: E4
 
 
 def serve_fake(port: int, latency: float) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # headers and body go out as two writes: without this, Nagle + delayed ACK add ~40 ms per answer
-        disable_nagle_algorithm = True
+    """HTTP/1.1 keep-alive on one asyncio loop: the server's own CPU per request stays small (no thread per
+    connection, no JSON parse of the request), so the run measures the engine, not the fake."""
+    import asyncio
 
-        def log_message(self, *args):
-            pass
+    def answer(calls: int) -> bytes:
+        if calls < 5:
+            message = {"role": "assistant", "content": None, "tool_calls": [{"id": f"call_{calls}", "type": "function",
+                       "function": {"name": "get_order", "arguments": json.dumps({"order_id": "o-1"})}}]}
+        else:
+            message = {"role": "assistant", "content": "Your order o-1 is pending."}
+        return _http_ok({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
 
-        def do_GET(self):
-            self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+    answers = [answer(n) for n in range(6)]
+    models = _http_ok({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            calls = sum(1 for m in body["messages"] if m["role"] == "assistant")
-            time.sleep(latency)
-            if calls < 5:
-                message = {"role": "assistant", "content": None, "tool_calls": [{"id": f"call_{calls}", "type": "function",
-                           "function": {"name": "get_order", "arguments": json.dumps({"order_id": "o-1"})}}]}
-            else:
-                message = {"role": "assistant", "content": "Your order o-1 is pending."}
-            self._send({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = await reader.readexactly(length) if length else b""
+                if head.startswith(b"GET"):
+                    writer.write(models)
+                    continue
+                # the assistant turns so far, counted without parsing the body
+                calls = body.count(b'"role":"assistant"') + body.count(b'"role": "assistant"')
+                await asyncio.sleep(latency)
+                writer.write(answers[min(calls, 5)])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
-        def _send(self, payload):
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=2048)
+        async with server:
+            await server.serve_forever()
 
-    class Server(ThreadingHTTPServer):
-        request_queue_size = 2048
-        daemon_threads = True
+    asyncio.run(main())
 
-    Server(("127.0.0.1", port), Handler).serve_forever()
+
+def _http_ok(payload: dict) -> bytes:
+    data = json.dumps(payload).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
 
 
 def _demo(tmp: Path, n_tasks: int, copies: int = 1):
@@ -114,10 +123,11 @@ def bench_fake(args) -> dict:
                             waits.append(time.perf_counter() - t0)
 
                 use = tasks if concurrency > 1 else tasks[:20]
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScenarioUserSimulator,
                                         trials=n_trials, seed=0, max_turns=6, concurrency=concurrency)
                 wall = time.perf_counter() - started
+                cpu = time.process_time() - cpu  # this process only: the engine (the server and sandboxes are others)
                 calls = client.usage["requests"]
                 tool_steps = [s["s"] for e in episodes for s in e.timings["steps"] if s["kind"] == "tool"]
                 ideal = len(episodes) * 6 * args.latency / concurrency
@@ -125,6 +135,7 @@ def bench_fake(args) -> dict:
                     "concurrency": concurrency, "sandboxes": args.sandboxes, "episodes": len(episodes), "model_calls": calls,
                     "calls_per_episode": round(calls / len(episodes), 2), "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
                     "ratio_to_ideal": round(wall / ideal, 3),
+                    "engine_cpu_s": round(cpu, 2), "engine_cpu_ms_per_episode": round(1000 * cpu / len(episodes), 3),
                     "tool_call_ms_mean": round(1000 * statistics.mean(tool_steps), 3),
                     "tool_call_ms_p50": round(1000 * statistics.median(tool_steps), 3),
                     "terminations": {t: sum(e.termination == t for e in episodes) for t in {e.termination for e in episodes}},

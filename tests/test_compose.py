@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -83,4 +84,9 @@ def test_docker_build_context_is_only_what_the_image_copies(repo_root: Path):
     assert "README.md" in copied and "agentscaler_dagster" in copied
     for source in copied:
         assert not excluded(source.rstrip("/")), f"the Dockerfile copies {source}, which .dockerignore excludes"
-    assert "bubblewrap" in (repo_root / "Dockerfile").read_text(), "the sandbox's jail needs bubblewrap in the image"
+    dockerfile = (repo_root / "Dockerfile").read_text()
+    assert "bubblewrap" in dockerfile, "the sandbox's jail needs bubblewrap in the image"
+    # every package from PyPI: no other index, and torch pinned to the version scripts/setup.sh installs
+    assert "--index-url" not in dockerfile and "--extra-index-url" not in dockerfile
+    setup_torch = re.search(r"torch==[\d.]+", (repo_root / "scripts" / "setup.sh").read_text()).group(0)
+    assert f"pip install {setup_torch}" in dockerfile

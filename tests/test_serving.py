@@ -328,3 +328,81 @@ def test_the_model_user_sees_the_conversation_from_its_side():
         from agentscaler_dagster.resources import RolloutBackend
 
         RolloutBackend(user="llm").user_factory(None)
+
+
+_KILLED_EVALUATION = """
+import sys, time
+from pathlib import Path
+from agentscaler_dagster.evaluation import evaluate
+from agentscaler_dagster.rollout import OracleAgentSimulator, ScenarioUserSimulator, run_episode
+from agentscaler_dagster.sandbox import Environment
+from agentscaler_dagster.tasks import sample_tasks
+
+class SlowOracle(OracleAgentSimulator):
+    def act(self, messages, tools):
+        time.sleep(0.05)  # a model's latency, so the kill lands mid-run
+        return super().act(messages, tools)
+
+with Environment.load(sys.argv[1]) as env:
+    tasks = sample_tasks(env, n_tasks=6, seed=3, max_walk_length=3)
+    evaluate({"base": Path("base"), "phase2": Path("phase2")}, tasks, {env.domain_id: env},
+             lambda seed: ScenarioUserSimulator(seed=seed), trials_k=2, seed=7, run_episode=run_episode,
+             agent_factory=lambda name, path: SlowOracle(1 if name == "base" else 2, error_rate=0.5),
+             episodes_path=Path(sys.argv[2]))
+"""
+
+
+def test_a_killed_evaluation_resumes_without_loss_or_duplicates(demo, tmp_path: Path):
+    """Each finished evaluation episode is on disk at once; a resumed run plays only the missing ones, and
+    a model with nothing left to play is not loaded."""
+    from agentscaler_dagster.evaluation import evaluate
+    from agentscaler_dagster.rollout import run_episode
+
+    package, env, _ = demo
+    tasks = sample_tasks(env, n_tasks=6, seed=3, max_walk_length=3)
+    out = tmp_path / "episodes.jsonl"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_EVALUATION, str(package), str(out)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 14):
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    before = [json.loads(x) for x in out.read_text().splitlines() if x.strip().endswith("}")]
+    total = len(tasks) * 2 * 2
+    assert 12 < len(before) < total, f"the kill did not land in the second model ({len(before)} of {total} written)"
+    loaded: list[str] = []
+    played: list[int] = []
+
+    class Counted(OracleAgentSimulator):
+        def act(self, messages, tools):
+            if len(messages) <= 2:
+                played.append(1)
+            return super().act(messages, tools)
+
+    def factory(name, path):
+        loaded.append(name)
+        return Counted(1 if name == "base" else 2, error_rate=0.5)
+
+    kwargs = dict(trials_k=2, seed=7, run_episode=run_episode)
+    models = {"base": Path("base"), "phase2": Path("phase2")}
+    user = lambda seed: ScenarioUserSimulator(seed=seed)  # noqa: E731
+    resumed = evaluate(models, tasks, {env.domain_id: env}, user, agent_factory=factory, episodes_path=out, **kwargs)
+    assert loaded == ["phase2"]  # every base episode was written before the kill
+    assert len(played) == total - len(before)
+    on_disk = [json.loads(x) for x in out.read_text().splitlines()]
+    keys = [(d["model"], d["task_id"], d["trial"]) for d in on_disk]
+    assert len(keys) == len(set(keys)) == total
+    reference = evaluate(models, tasks, {env.domain_id: env}, user,
+                         agent_factory=lambda name, path: OracleAgentSimulator(1 if name == "base" else 2, error_rate=0.5), **kwargs)
+
+    def plain(report):
+        return [e.model_dump(exclude={"seconds"}) for e in report.episodes], {n: m.pass_hat_k for n, m in report.models.items()}
+
+    assert plain(resumed) == plain(reference)
+    assert 0 < reference.models["base"].success_rate < 1  # the mistakes make the judge's verdicts differ
+    # another setting (here the user simulator's key) is another evaluation: nothing is reused
+    loaded.clear()
+    evaluate(models, tasks, {env.domain_id: env}, user, agent_factory=factory, episodes_path=out, resume_key="llm-user", **kwargs)
+    assert loaded == ["base", "phase2"] and len(out.read_text().splitlines()) == total

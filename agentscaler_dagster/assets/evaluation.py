@@ -37,7 +37,7 @@ _MODEL_NAMES = {"base": "base", "phase1": "phase1", "phase2": "agentscaler"}
 @dg.asset(
     deps=["phase2_checkpoint", "phase1_checkpoint", "base_model", "tasks", "environment"],
     group_name="evaluation",
-    code_version="2",  # 2: held out by service, bootstrap intervals, concurrent served episodes
+    code_version="3",  # 3: episodes written one by one, resumed after a kill
     kinds={"json"},
     pool="gpu",  # a local model generates here (in-process or through a managed vLLM server)
 )
@@ -112,6 +112,9 @@ def evaluation(
             agent_factory=agent_factory,
             concurrency=concurrency,
             progress=progress,
+            # written one by one: a run killed midway resumes where it stopped
+            episodes_path=layout.evaluation / "episodes.jsonl",
+            resume_key=f"{config.generator}/{config.user}",
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}
@@ -121,6 +124,7 @@ def evaluation(
     measured = report.model_dump(mode="json", exclude={"report_path", "chart_path", "seconds"})
     for episode in measured["episodes"]:
         episode.pop("seconds", None)
+        episode.pop("fingerprint", None)  # holds the checkpoints' file times
     for model in measured["models"].values():
         model.pop("model_dir", None)
     return result(

@@ -26,6 +26,9 @@ class RolloutConfig(dg.Config):
     group_name="experience",
     code_version="3",  # 3: scenario user and oracle agent
     kinds={"jsonl"},
+    # the agent may be a local model (a managed server on the accelerator training and evaluation use);
+    # on the programmatic default this only runs the domains' rollout steps one at a time, ~1 s each
+    pool="gpu",
 )
 def trajectories(
     context: dg.AssetExecutionContext, config: RolloutConfig, artifacts: ArtifactStore, rollout_backend: RolloutBackend,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 import time
 import traceback
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import Task, Trajectory, content_hash
 from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, pass_hat_k, tool_calls_of
+from agentscaler_dagster.rollout.episode import is_backend_failure
 
 RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
 UserFactory = Callable[..., Any]  # (task, trial) -> UserSimulator, or (seed) -> UserSimulator
@@ -42,6 +44,8 @@ class EpisodeResult(BaseModel):
     seconds: float = 0.0
     trajectory_id: str | None = None
     error: str | None = None
+    fingerprint: str | None = Field(default=None, description="What the result depends on (model files, task, trial, "
+                                    "settings): an interrupted evaluation reuses a written result only when it matches.")
 
 
 class ModelEval(BaseModel):
@@ -128,6 +132,9 @@ def evaluate(
     out_dir: Path | None = None,
     concurrency: int = 1,
     progress: Callable[[int, int, float], None] | None = None,
+    episodes_path: Path | None = None,
+    resume_key: str = "",
+    backend_retries: int = 2,
 ) -> EvalReport:
     """Run every model on every task ``trials_k`` times and compute pass^1..pass^trials_k per model.
 
@@ -144,6 +151,13 @@ def evaluate(
     an agent behind a model server: the clones share its client); an in-process model runs one at a time.
     ``progress(done, total, seconds)`` is called after each episode. Each model's pass^k gets a 95 %
     bootstrap interval over tasks, and each model's difference to the baseline a paired one.
+
+    With ``episodes_path`` (JSONL) each finished episode's result is appended at once, and an interrupted
+    evaluation resumes: a written result is kept when its fingerprint - the model's files, the task, the
+    trial, the generation settings and ``resume_key`` (anything else that changes the outcome, e.g. the
+    user simulator) - matches, so only the missing episodes are played, and a model with nothing left to
+    play is not even loaded. An episode that ended because the model server failed is played again, up to
+    ``backend_retries`` times in the run, and again on resume.
     """
     if trials_k < 1:
         raise ValueError(f"trials_k must be >= 1, got {trials_k}")
@@ -163,48 +177,55 @@ def evaluate(
     models: dict[str, ModelEval] = {}
     unique = list({t.task_id: t for t in tasks}.values())  # a task listed twice is still one task
     total = len(unique) * trials_k * len(model_dirs)
+    settings = {"seed": seed, "max_turns": max_turns, "max_new_tokens": max_new_tokens,
+                "temperature": temperature, "resume_key": resume_key}
+    task_digests = {t.task_id: content_hash(t.model_dump(mode="json")) for t in unique}
+    fingerprints = {
+        (name, t.task_id, trial): content_hash({"model": _model_files(name, Path(path)), "task": task_digests[t.task_id],
+                                                "trial": trial, **settings})[:24]
+        for name, path in model_dirs.items() for t in unique for trial in range(trials_k)
+    }
+    written: dict[str, EpisodeResult] = {}
+    sink = None
+    if episodes_path is not None:
+        wanted = set(fingerprints.values())
+        written = {fp: r for fp, r in _written_results(Path(episodes_path)).items() if fp in wanted}
+        _rewrite_results(Path(episodes_path), list(written.values()))
+        sink = Path(episodes_path).open("a", encoding="utf-8")
     started = time.perf_counter()
-    done = [0]
+    done = [len(written)]
     lock = threading.Lock()
-    for name, model_dir in model_dirs.items():
-        agent = agent_factory(name, Path(model_dir))
-        clone = getattr(agent, "clone", None)
-
-        def one(pair, name=name, agent=agent, clone=clone):
-            task, trial = pair
-            mine = clone() if callable(clone) and concurrency > 1 else agent
-            result = _run_one(name, mine, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
-            with lock:
-                done[0] += 1
-                if progress is not None:
-                    progress(done[0], total, time.perf_counter() - started)
-            return result
-
-        pairs = [(task, trial) for task in unique for trial in range(trials_k)]
-        if concurrency > 1 and callable(clone):
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
-                results = list(pool.map(one, pairs))
-        else:
-            results = [one(pair) for pair in pairs]
-        successes = {task.task_id: 0 for task in unique}
-        for result in results:
-            successes[result.task_id] += int(result.success)
-        errors = sum(result.error is not None for result in results)
-        episodes += results
-        counts = list(successes.values())
-        runs = sum(1 for e in episodes if e.model == name)
-        models[name] = ModelEval(
-            model=name,
-            model_dir=str(model_dir),
-            tasks=len(counts),
-            trials=trials_k,
-            pass_hat_k={str(k): mean_pass_hat_k(counts, trials_k, k) for k in range(1, trials_k + 1)},
-            pass_hat_k_ci={str(k): bootstrap_interval(counts, trials_k, k, seed=seed) for k in range(1, trials_k + 1)},
-            success_rate=(sum(e.success for e in episodes if e.model == name) / runs) if runs else 0.0,
-            successes_per_task=successes,
-            errors=errors,
-        )
-        del agent
+    try:
+        for name, model_dir in model_dirs.items():
+            pairs = [(task, trial) for task in unique for trial in range(trials_k)]
+            todo = [(t, k) for t, k in pairs if fingerprints[(name, t.task_id, k)] not in written]
+            if todo:
+                new = _play_model(name, agent_factory(name, Path(model_dir)), todo, env_by_domain, user_factory,
+                                  run_episode, seed, max_turns, concurrency, backend_retries, fingerprints,
+                                  sink, lock, done, total, started, progress)
+                written.update({r.fingerprint: r for r in new})
+            results = [written[fingerprints[(name, t.task_id, k)]] for t, k in pairs]
+            successes = {task.task_id: 0 for task in unique}
+            for result in results:
+                successes[result.task_id] += int(result.success)
+            errors = sum(result.error is not None for result in results)
+            episodes += results
+            counts = list(successes.values())
+            runs = sum(1 for e in episodes if e.model == name)
+            models[name] = ModelEval(
+                model=name,
+                model_dir=str(model_dir),
+                tasks=len(counts),
+                trials=trials_k,
+                pass_hat_k={str(k): mean_pass_hat_k(counts, trials_k, k) for k in range(1, trials_k + 1)},
+                pass_hat_k_ci={str(k): bootstrap_interval(counts, trials_k, k, seed=seed) for k in range(1, trials_k + 1)},
+                success_rate=(sum(e.success for e in episodes if e.model == name) / runs) if runs else 0.0,
+                successes_per_task=successes,
+                errors=errors,
+            )
+    finally:
+        if sink is not None:
+            sink.close()
 
     deltas, delta_ci = {}, {}
     if baseline is not None:
@@ -235,6 +256,63 @@ def evaluate(
     if out_dir is not None:
         write_report(report, Path(out_dir))
     return report
+
+
+def _play_model(name, agent, todo, env_by_domain, user_factory, run_episode, seed, max_turns, concurrency,
+                backend_retries, fingerprints, sink, lock, done, total, started, progress) -> list[EpisodeResult]:
+    clone = getattr(agent, "clone", None)
+
+    def one(pair):
+        task, trial = pair
+        mine = clone() if callable(clone) and concurrency > 1 else agent
+        for _ in range(backend_retries + 1):
+            result = _run_one(name, mine, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
+            if not is_backend_failure(result.error):
+                break
+        result.fingerprint = fingerprints[(name, task.task_id, trial)]
+        with lock:
+            if sink is not None:
+                sink.write(json.dumps(result.model_dump(mode="json"), sort_keys=True) + "\n")
+                sink.flush()  # at once: a killed evaluation keeps every finished episode
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total, time.perf_counter() - started)
+        return result
+
+    if concurrency > 1 and callable(clone):
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
+            return list(pool.map(one, todo))
+    return [one(pair) for pair in todo]
+
+
+def _model_files(name: str, model_dir: Path) -> list:
+    """A model's identity for resuming: its name and its files' sizes and modification times (a
+    checkpoint written again is another model; hashing gigabytes per evaluation is not needed)."""
+    files = sorted(p for p in model_dir.iterdir() if p.is_file()) if model_dir.is_dir() else []
+    return [name, str(model_dir), [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]]
+
+
+def _written_results(path: Path) -> dict[str, EpisodeResult]:
+    """Results of an earlier, interrupted run; a line cut short by a kill and a server failure are dropped
+    (played again)."""
+    kept: dict[str, EpisodeResult] = {}
+    if not path.exists():
+        return kept
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            result = EpisodeResult.model_validate_json(line)
+        except ValueError:
+            continue
+        if result.fingerprint and not is_backend_failure(result.error):
+            kept[result.fingerprint] = result
+    return kept
+
+
+def _rewrite_results(path: Path, results: list[EpisodeResult]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n" for r in results), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns) -> EpisodeResult:
@@ -285,7 +363,9 @@ def write_report(report: EvalReport, out_dir: Path) -> EvalReport:
     out_dir.mkdir(parents=True, exist_ok=True)
     report.report_path = str(out_dir / "eval_report.json")
     report.chart_path = str(plot_pass_hat_k(report, out_dir / "pass_hat_k.png"))
-    Path(report.report_path).write_text(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    # fingerprints (checkpoint file times) belong to the resume file, not to what was measured
+    data = report.model_dump(mode="json", exclude={"episodes": {"__all__": {"fingerprint"}}})
+    Path(report.report_path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return report
 
 

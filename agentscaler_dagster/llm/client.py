@@ -52,15 +52,30 @@ class OpenAICompatibleClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            headers={"Authorization": f"Bearer {api_key}"},
-            # httpx's default pool (100) would queue requests the semaphore already let through
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-        )
+        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+
+    @property
+    def _http(self) -> httpx.Client:
+        """This thread's connections. One shared pool scans all its connections on every request (httpcore),
+        which at hundreds of concurrent episodes costs more than the request itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=self._timeout, headers=self._headers,
+                                  limits=httpx.Limits(max_connections=len(self.base_urls), max_keepalive_connections=len(self.base_urls)))
+            self._local.client = client
+            with self._usage_lock:
+                self._clients.append(client)
+        return client
 
     def close(self) -> None:
-        self._http.close()
+        with self._usage_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
 
     def __enter__(self) -> "OpenAICompatibleClient":
         return self

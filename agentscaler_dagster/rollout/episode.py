@@ -271,12 +271,13 @@ def backend_failed(trajectory: Trajectory) -> bool:
 
     A request the server refused (HTTP 4xx: a prompt too long, a bad parameter) would fail again: not retried.
     """
-    error = trajectory.error or ""
-    return (
-        trajectory.termination in ("agent_error", "user_error")
-        and error.startswith("BackendError")
-        and "refused the request" not in error
-    )
+    return trajectory.termination in ("agent_error", "user_error") and is_backend_failure(trajectory.error)
+
+
+def is_backend_failure(error: str | None) -> bool:
+    """An error text that says the model server failed (worth playing again), not that it refused."""
+    error = error or ""
+    return error.startswith("BackendError") and "refused the request" not in error
 
 
 def run_rollouts(

@@ -225,6 +225,13 @@ class OracleAgentSimulator:
         self._pos = 0
         self._calls = 0
 
+    def reset(self, seed: int) -> None:
+        """A fresh agent for the next episode (the evaluation reuses one agent per model)."""
+        self.__init__(seed, self.error_rate, self.mistake_kinds)
+
+    def clone(self) -> "OracleAgentSimulator":
+        return OracleAgentSimulator(self.seed, self.error_rate, self.mistake_kinds)
+
     # -- planning --
 
     def bind_task(self, task: Task) -> None:
