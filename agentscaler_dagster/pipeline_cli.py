@@ -33,6 +33,17 @@ PROFILES: dict[str, dict] = {
 
 JOBS = ("corpus_job", "domain_job", "training_job")
 
+# The UI lists a job's runs by job name and the hidden `.dagster/repository` tag ("<repository>@<location>"),
+# which only runs launched against a code location get. The CLI runs in this process, so it sets the tag
+# itself: the name of the location in workspace.yaml, pyproject's [tool.dagster] and the compose deployment.
+CODE_LOCATION = os.environ.get("AGENTSCALER_CODE_LOCATION", "agentscaler_dagster")
+
+
+def cli_run_tags() -> dict[str, str]:
+    from agentscaler_dagster.assets.automation import CLI_RUN_TAGS
+
+    return {**CLI_RUN_TAGS, ".dagster/repository": f"__repository__@{CODE_LOCATION}"}
+
 
 class ConfigError(ValueError):
     """``--config`` names something that does not exist or gives a value its field does not take."""
@@ -191,7 +202,6 @@ def materialize_all(
     import dagster as dg
 
     from agentscaler_dagster.assets import domain_partitions
-    from agentscaler_dagster.assets.automation import CLI_RUN_TAGS
     from agentscaler_dagster.definitions import build_defs
 
     # Dagster's own API-stability notes are for the code location's authors, not for this console
@@ -214,7 +224,7 @@ def materialize_all(
         run_config["loggers"] = {"console": {"config": {"log_level": console_level}}}
         outcome = job.execute_in_process(
             run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
-            tags=CLI_RUN_TAGS,
+            tags=cli_run_tags(),
         )
         label = job_name if partition_key is None else f"{job_name}[{partition_key}]"
         summary["runs"][label] = outcome.run_id
@@ -278,7 +288,6 @@ def rebuild_changed(
     from dagster._core.definitions.data_version import StaleStatus
 
     from agentscaler_dagster.assets import domain_partitions
-    from agentscaler_dagster.assets.automation import CLI_RUN_TAGS
     from agentscaler_dagster.definitions import build_defs
 
     defs = defs or build_defs(artifacts_root)
@@ -304,7 +313,7 @@ def rebuild_changed(
                 run_config = run_config_for(defs, profile, job_name, overrides)
                 run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
                 outcome = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition,
-                                                 asset_selection=stale, raise_on_error=False, tags=CLI_RUN_TAGS)
+                                                 asset_selection=stale, raise_on_error=False, tags=cli_run_tags())
                 names = ", ".join(k.to_user_string() for k in stale)
                 where = f"[{partition}]" if partition else ""
                 log(f"[rebuild] {job_name}{where}: {names}: {'ok' if outcome.success else 'FAILED'}")

@@ -202,3 +202,20 @@ def test_rebuild_after_a_code_version_change_rebuilds_that_stage_and_what_change
     assert rebuilt == {f"tasks[{d}]" for d in domains}
     again = rebuild_changed(instance=instance, defs=defs, profile="smoke", log=lambda *_: None)
     assert again["rebuilt"] == {}
+
+
+def test_cli_runs_are_listed_under_their_jobs_in_the_ui(pipeline, repo_root):
+    """What the UI's job page asks the webserver (GraphQL `pipelineOrError { runs }`), on the workspace.yaml
+    code location: the CLI's runs are there, one per domain for domain_job."""
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    instance, _, summary = pipeline
+    query = """query($selector: PipelineSelector!) { pipelineOrError(params: $selector) { __typename
+      ... on Pipeline { runs { runId tags { key value } } } } }"""
+    with define_out_of_process_context(str(repo_root / "workspace.yaml"), None, instance) as context:
+        for job in ("corpus_job", "domain_job", "training_job"):
+            result = execute_dagster_graphql(context, query, {"selector": {
+                "repositoryLocationName": "agentscaler_dagster", "repositoryName": "__repository__", "pipelineName": job}})
+            listed = {run["runId"] for run in result.data["pipelineOrError"]["runs"]}
+            expected = {run_id for label, run_id in summary["runs"].items() if label.split("[")[0] == job}
+            assert expected and expected <= listed, job
