@@ -215,3 +215,32 @@ def test_unreachable_server_error_names_the_url():
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(BackendError, match=rf"{url}/chat/completions failed after 2 attempts.*is the server running"):
         OpenAICompatibleClient(base_url=url, model="agent", max_retries=1, backoff_s=0.01).chat(messages=[{"role": "user", "content": "hi"}])
+
+
+def test_bfcl_questions_answered_by_the_served_model_as_in_process(vllm, model_dir):
+    """BFCL's served path: the prompt rendered with the checkpoint's template reaches the server token for
+    token (no second <bos>), answers come back in question order, and the decoded result has bfcl-eval's shape."""
+    from transformers import AutoTokenizer
+
+    from agentscaler_dagster.evaluation.bfcl import BfclQuestion, ServedGenerator, answer_questions
+
+    questions = [
+        BfclQuestion(id=f"simple_python_{i}", category="simple_python",
+                     question=[[{"role": "user", "content": f"What is the area of a circle of radius {r}?"}]],
+                     function=[{"name": "geometry.area_circle", "description": "Area of a circle.",
+                                "parameters": {"type": "dict", "properties": {"radius": {"type": "integer"}}, "required": ["radius"]}}])
+        for i, r in enumerate((3, 17, 250))
+    ]
+    with _client(vllm, max_concurrency=4) as client:
+        generator = ServedGenerator(client, model_dir, max_new_tokens=12, concurrency=4)
+        prompt = generator.prompt(questions[0].question[0], questions[0].tools)
+        ids = AutoTokenizer.from_pretrained(str(model_dir))(prompt, add_special_tokens=False)["input_ids"]
+        assert ids[0] == generator.tokenizer.bos_token_id and ids[1] != ids[0]  # the template's own <bos>
+        reply = client.complete(prompt=prompt, max_tokens=4, extra={"add_special_tokens": False})
+        assert reply["prompt_tokens"] == len(ids)
+        answers = answer_questions(generator, questions, model="base")
+        alone = [generator.generate([generator.prompt(q.question[0], q.tools)])[0] for q in questions]
+    assert [a["id"] for a in answers] == [q.id for q in questions]
+    assert [a["raw"] for a in answers] == alone  # greedy: each answer is the question's own, in order
+    assert all(a["result"] is None or isinstance(a["result"], list) for a in answers)
+    assert generator.new_tokens > 0 and generator.seconds > 0

@@ -1,4 +1,5 @@
 import json
+from contextlib import ExitStack
 
 import dagster as dg
 from pydantic import Field
@@ -6,7 +7,8 @@ from pydantic import Field
 from agentscaler_dagster.artifacts import file_digest
 from agentscaler_dagster.assets._metadata import picture, result
 from agentscaler_dagster.evaluation import bfcl
-from agentscaler_dagster.resources import ArtifactStore
+from agentscaler_dagster.llm import OpenAICompatibleClient
+from agentscaler_dagster.resources import ArtifactStore, VLLMServer
 
 
 class BfclEvaluationConfig(dg.Config):
@@ -19,6 +21,8 @@ class BfclEvaluationConfig(dg.Config):
     dtype: str = Field(default="bfloat16", description="bfloat16 (as vLLM serves the model here; faster on CPU) or float32.")
     max_steps_per_turn: int = Field(default=5, description=f"Multi-turn: model steps per user turn before the conversation is force-quit (bfcl-eval: {bfcl.BFCL_MAX_STEPS_PER_TURN}).")
     python: str = Field(default="", description="Python of the bfcl-eval venv; empty: $AGENTSCALER_BFCL_PYTHON or .venv-bfcl/bin/python (scripts/setup_bfcl.sh).")
+    generator: str = Field(default="transformers", description="transformers (in-process, batched) or vllm (the `vllm_server` resource serves each checkpoint in turn).")
+    concurrency: int = Field(default=16, ge=1, description="Requests at once to the served model (generator: vllm).")
 
 
 @dg.asset(
@@ -29,7 +33,8 @@ class BfclEvaluationConfig(dg.Config):
     pool="gpu",  # the checkpoints generate here
 )
 def bfcl_evaluation(
-    context: dg.AssetExecutionContext, config: BfclEvaluationConfig, artifacts: ArtifactStore, pipes_subprocess_client: dg.PipesSubprocessClient
+    context: dg.AssetExecutionContext, config: BfclEvaluationConfig, artifacts: ArtifactStore,
+    pipes_subprocess_client: dg.PipesSubprocessClient, vllm_server: VLLMServer,
 ) -> dg.MaterializeResult:
     """BFCL v4 with bfcl-eval's own data and checkers (its own venv, through Pipes): base vs fine-tuned."""
     layout = artifacts.layout
@@ -40,7 +45,23 @@ def bfcl_evaluation(
     models = {"base": layout.model("base"), "agentscaler": layout.model("phase2")}
     settings = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "dtype": config.dtype,
                 "max_steps_per_turn": config.max_steps_per_turn}
-    answers, seconds = bfcl.generate_answers(models, questions, python=python, progress=context.log.info, **settings)
+    if config.generator not in ("transformers", "vllm"):
+        raise ValueError(f"bfcl_evaluation.generator must be transformers or vllm, got {config.generator!r}")
+    servers: list[dict] = []
+    with ExitStack() as running:
+        def served(name, model_dir):
+            running.close()  # one model server at a time: the previous checkpoint is done
+            server = running.enter_context(vllm_server.serve(str(model_dir)))
+            servers.append({"model": name, "startup_s": server.startup_s})
+            context.log.info(f"vLLM serves {name} ({model_dir}) at {server.base_url}, ready in {server.startup_s} s")
+            client = running.enter_context(OpenAICompatibleClient(base_url=server.base_url, model=server.served_model,
+                                                                  max_concurrency=config.concurrency))
+            return bfcl.ServedGenerator(client, model_dir, max_new_tokens=config.max_new_tokens, concurrency=config.concurrency)
+
+        answers, seconds = bfcl.generate_answers(models, questions, python=python, progress=context.log.info,
+                                                 generator_factory=served if config.generator == "vllm" else None, **settings)
+    if config.generator == "vllm":
+        settings = {**settings, "generator": "vllm", "concurrency": config.concurrency}
     answers_path = bfcl.write_answers(answers, out / "answers.jsonl")
     scores_path = out / "scores.json"
     scored = pipes_subprocess_client.run(
@@ -63,6 +84,8 @@ def bfcl_evaluation(
             "accuracy": dg.MetadataValue.json({n: {c: s.accuracy for c, s in m.categories.items()} for n, m in report.models.items()}),
             "errors": dg.MetadataValue.json({n: m.errors for n, m in report.models.items()}),
             "generation_seconds": dg.MetadataValue.json({n: round(s, 1) for n, s in seconds.items()}),
+            "generator": config.generator,
+            "servers": dg.MetadataValue.json(servers),
             "table": dg.MetadataValue.md(table),
             "comparison": picture(out / "bfcl_accuracy.png", "BFCL v4 accuracy, fine-tuned vs base"),
         },

@@ -209,6 +209,47 @@ class BatchGenerator:
         return texts
 
 
+class ServedGenerator:
+    """The same prompts as ``BatchGenerator``, answered by a model server (``/v1/completions``), many at once.
+
+    The prompt is rendered here with the checkpoint's own chat template, exactly as in-process, and sent as
+    text (no special tokens added by the server: the template has its ``<bos>``), greedy, stopping at the end
+    of the turn. vLLM batches the concurrent requests itself (continuous batching).
+    """
+
+    def __init__(self, client, model_dir: Path, *, max_new_tokens: int = 128, concurrency: int = 16):
+        from transformers import AutoTokenizer
+
+        from agentscaler_dagster.sft.chat_template import CHAT_TEMPLATE
+
+        if max_new_tokens < 1 or concurrency < 1:
+            raise ValueError(f"max_new_tokens and concurrency must be >= 1, got {max_new_tokens} and {concurrency}")
+        self.client, self.model_dir = client, Path(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        if not getattr(self.tokenizer, "chat_template", None):
+            self.tokenizer.chat_template = CHAT_TEMPLATE
+        self.max_new_tokens, self.concurrency = max_new_tokens, concurrency
+        self.new_tokens = 0
+        self.seconds = 0.0
+
+    def prompt(self, messages: list[dict], tools: list[dict]) -> str:
+        return render(self.tokenizer, messages, tools, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(prompt: str) -> dict:
+            return self.client.complete(prompt=prompt, max_tokens=self.max_new_tokens, temperature=0.0, stop=[END_OF_TURN],
+                                        extra={"add_special_tokens": False})
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="bfcl") as pool:
+            replies = list(pool.map(one, prompts))  # in prompt order, whatever order they finish in
+        self.seconds += time.perf_counter() - started
+        self.new_tokens += sum(r["completion_tokens"] for r in replies)
+        return [r["text"].replace(END_OF_TURN, "").strip() for r in replies]
+
+
 class MultiTurnExecutor:
     """bfcl-eval's executable backends in its venv (``bfcl_scorer.py execute``), one JSON line per step."""
 
@@ -337,8 +378,12 @@ def answer_questions(
 def generate_answers(
     model_dirs: dict[str, Path], questions: list[BfclQuestion], *, python: str, max_new_tokens: int = 128, batch_size: int = 32,
     dtype: str = "bfloat16", max_steps_per_turn: int = 5, progress: Progress | None = None,
+    generator_factory: Callable[[str, Path], "BatchGenerator | ServedGenerator"] | None = None,
 ) -> tuple[list[dict], dict[str, float]]:
-    """Every model answers every question, one model loaded at a time; returns (answers, seconds per model)."""
+    """Every model answers every question, one model loaded at a time; returns (answers, seconds per model).
+
+    ``generator_factory(name, model_dir)`` gives each model's generator (e.g. a ``ServedGenerator`` on a server
+    that serves that model); by default an in-process ``BatchGenerator``."""
     if max_steps_per_turn < 1:
         raise ValueError(f"max_steps_per_turn must be >= 1, got {max_steps_per_turn}")
     answers: list[dict] = []
@@ -347,7 +392,8 @@ def generate_answers(
     try:
         for name, model_dir in model_dirs.items():
             started = time.monotonic()
-            generator = BatchGenerator(model_dir, max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype)
+            generator = (generator_factory(name, Path(model_dir)) if generator_factory is not None else
+                         BatchGenerator(model_dir, max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype))
             answers += answer_questions(generator, questions, model=name, executor=executor,
                                         max_steps_per_turn=max_steps_per_turn, progress=progress)
             seconds[name] = time.monotonic() - started

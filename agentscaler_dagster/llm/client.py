@@ -132,6 +132,28 @@ class OpenAICompatibleClient:
         except (KeyError, IndexError, TypeError) as exc:
             raise BackendError(f"{self.base_url}: reply without choices[0].message: {str(reply)[:300]}") from exc
 
+    def complete(self, *, prompt: str, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None,
+                 extra: dict | None = None) -> dict:
+        """One plain completion of ``prompt`` (``/v1/completions``): ``{"text", "completion_tokens", "prompt_tokens"}``. For a
+        prompt the caller renders itself, e.g. with the model's own chat template. ``prompt_tokens`` is how
+        many tokens the server read the prompt as."""
+        body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
+        if stop:
+            body["stop"] = stop
+        body.update(extra or {})
+        reply = self._post("/completions", body)
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        tokens = int((usage or {}).get("completion_tokens") or 0)
+        with self._usage_lock:
+            self.usage["requests"] += 1
+            self.usage["prompt_tokens"] += int((usage or {}).get("prompt_tokens") or 0)
+            self.usage["completion_tokens"] += tokens
+        try:
+            return {"text": reply["choices"][0]["text"], "completion_tokens": tokens,
+                    "prompt_tokens": int((usage or {}).get("prompt_tokens") or 0)}
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"{self.base_url}: completion without choices[0].text: {str(reply)[:300]}") from exc
+
     def _post(self, path: str, body: dict, *, stream: bool = False) -> dict:
         last: str = ""
         tried: list[str] = []
