@@ -69,3 +69,48 @@ def test_dagster_dev_serves_every_asset(repo_root: Path, tmp_path: Path):
             proc.wait(timeout=30)
         log.close()
     assert proc.returncode is not None
+
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename } } } } }"
+
+
+@pytest.mark.slow
+def test_dg_dev_serves_the_project_under_the_location_name_the_cli_runs_carry(repo_root: Path, tmp_path: Path):
+    """`dg dev` (dagster-dg-cli) reads pyproject's [tool.dg] and names the location as the CLI's runs are tagged,
+    whatever the checkout's folder is called."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((repo_root / "dagster.yaml").read_text())
+    port = _free_port()
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(home), "AGENTSCALER_ARTIFACTS": str(tmp_path / "artifacts"),
+           "VIRTUAL_ENV": str(bindir.parent), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = open(tmp_path / "dg_dev.log", "wb")
+    proc = subprocess.Popen([str(bindir / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=repo_root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        entries = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                reply = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": LOCATIONS}, timeout=10)
+                found = ((reply.json().get("data") or {}).get("workspaceOrError") or {}).get("locationEntries")
+                if found and all(e["loadStatus"] == "LOADED" for e in found):
+                    entries = found
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(2)
+        assert entries, f"dg dev loaded no location; log:\n{(tmp_path / 'dg_dev.log').read_text()[-3000:]}"
+        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [("agentscaler_dagster", "RepositoryLocation")]
+        nodes = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=30).json()["data"]["assetNodes"]
+        assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {
+            k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()

@@ -18,7 +18,8 @@ class CorpusConfig(dg.Config):
     group_name="corpus",
     code_version="1",
     kinds={"python", "parquet"},
-    check_specs=[dg.AssetCheckSpec("corpus_not_empty", asset="api_corpus", blocking=True)],
+    check_specs=[dg.AssetCheckSpec("corpus_not_empty", asset="api_corpus", blocking=True,
+                                   description="The inputs gave at least one tool; blocks the domains when not.")],
 )
 def api_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Scenario collection: every input spec normalised into one corpus of ToolSpecs."""

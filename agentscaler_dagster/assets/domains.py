@@ -28,7 +28,9 @@ class DomainsConfig(dg.Config):
         dg.AssetSpec("domains", deps=["tool_graph"], group_name="domains", code_version="1", kinds={"leiden", "parquet"},
                      description="Communities of the tool graph; each becomes a `domain` partition."),
     ],
-    check_specs=[dg.AssetCheckSpec("largest_domain_share", asset="domains")],
+    check_specs=[dg.AssetCheckSpec("largest_domain_share", asset="domains",
+                                   description="No domain holds more than max_domain_share of the tools (never below "
+                                               "split_min_tools): its tools all go into the agent's prompt.")],
 )
 def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsConfig, artifacts: ArtifactStore):
     """Embed each tool's parameter list, link similar tools, detect communities, register domains."""

@@ -35,7 +35,12 @@ class EnvironmentConfig(dg.Config):
     group_name="environments",
     code_version="3",
     kinds={"python", "json"},
-    check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True)],
+    # one result per domain (a check spec without the partitions keeps only the last domain's on the checks page)
+    check_specs=[dg.AssetCheckSpec("environment_validation", asset="environment", blocking=True,
+                                   partitions_def=domain_partitions,
+                                   description="Every tool of the domain runs in the sandbox on every initial state "
+                                               "and keeps its kind's contract (envgen/semantics.py); blocks the "
+                                               "domain's tasks when it fails.")],
 )
 def environment(
     context: dg.AssetExecutionContext, config: EnvironmentConfig, artifacts: ArtifactStore, llm: LLMEndpoint,
@@ -98,7 +103,9 @@ def environment(
             dg.AssetCheckResult(
                 check_name="environment_validation",
                 passed=bool(manifest.usable),
-                description="every tool runs and keeps its kind's contract (envgen/semantics.py)",
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{domain_id}: validation pass rate {manifest.pass_rate:.2f} (floor {config.min_pass_rate:.2f}), "
+                            f"{len(manifest.failed_properties)} tools failing their kind's contract",
                 metadata={
                     "pass_rate": float(manifest.pass_rate), "min_pass_rate": config.min_pass_rate,
                     "skipped_tools": len(manifest.skipped_tools), "semantic_valid": manifest.semantic_valid,

@@ -3,7 +3,7 @@ import json
 import dagster as dg
 from pydantic import Field
 
-from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.artifacts import file_digest, read_package_json
 from agentscaler_dagster.contracts import ToolSpec
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
@@ -35,8 +35,7 @@ def filtered_trajectories(context: dg.AssetExecutionContext, config: FilterConfi
     domain_id = context.partition_key
     tasks_by_id = {t.task_id: t for t in read_tasks(layout.tasks(domain_id) / "tasks.jsonl")}
     episodes = read_trajectories(layout.trajectories(domain_id) / "trajectories.jsonl")
-    specs = [ToolSpec.model_validate(s) for s in
-             json.loads((layout.environment(domain_id) / "tool_specs.json").read_text(encoding="utf-8"))]
+    specs = [ToolSpec.model_validate(s) for s in read_package_json(layout.environment(domain_id), "tool_specs.json")]
     filtered = apply_filters(episodes, tasks_by_id, ngram_n=config.ngram_n, max_ngram_repeat=config.max_ngram_repeat,
                              write_tools={spec.name for spec in specs if spec.operation == "write"})
     out = layout.filtered(domain_id)

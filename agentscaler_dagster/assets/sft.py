@@ -2,7 +2,7 @@ import json
 
 import dagster as dg
 
-from agentscaler_dagster.artifacts import file_digest
+from agentscaler_dagster.artifacts import file_digest, read_package_json
 from agentscaler_dagster.assets._metadata import preview, result
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.resources import ArtifactStore, PhasePlan
@@ -16,7 +16,7 @@ def domain_services(layout, domain_ids) -> dict[str, set[str]]:
     for domain_id in domain_ids:
         path = layout.environment(domain_id) / "tool_specs.json"
         if path.exists():
-            specs = json.loads(path.read_text(encoding="utf-8"))
+            specs = read_package_json(path.parent, path.name)
             services[domain_id] = {(s.get("source") or {}).get("api_title") or (s.get("source") or {}).get("file") or "?"
                                    for s in specs}
     return services
@@ -31,7 +31,8 @@ def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
         group_name="training",
         code_version="2",  # 2: held out by service
         kinds={"jsonl"},
-        check_specs=[dg.AssetCheckSpec("dataset_not_empty", asset=f"sft_dataset_phase{phase}", blocking=True)],
+        check_specs=[dg.AssetCheckSpec("dataset_not_empty", asset=f"sft_dataset_phase{phase}", blocking=True,
+                                       description=f"Phase {phase} has at least one SFT record; blocks its training when not.")],
         description=f"SFT records (messages + tools) from the filtered trajectories of the {which} domains (phase {phase}).",
     )
     def _dataset(context: dg.AssetExecutionContext, artifacts: ArtifactStore, phase_plan: PhasePlan) -> dg.MaterializeResult:
@@ -46,7 +47,7 @@ def _sft_dataset_asset(phase: int) -> dg.AssetsDefinition:
                 context.log.warning(f"{domain_id}: no filtered trajectories yet; left out of phase {phase}")
                 continue
             trajectories += read_trajectories(kept)
-            tools_by_domain[domain_id] = json.loads((layout.environment(domain_id) / "tools.json").read_text())
+            tools_by_domain[domain_id] = read_package_json(layout.environment(domain_id), "tools.json")
         records = build_sft_records(trajectories, tools_by_domain, phase=phase)
         path = layout.sft / f"phase{phase}.jsonl"
         write_sft_dataset(records, path)

@@ -13,6 +13,7 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agentscaler_dagster.artifacts import seal, verify
 from agentscaler_dagster.contracts import HttpBinding, ToolSource, ToolSpec, canonical_json
 
 CORPUS_FILE = "corpus.parquet"
@@ -90,6 +91,7 @@ def write_rows(rows: Iterable[dict], out_dir: str | Path) -> Path:
     tmp = out / f".{CORPUS_FILE}.tmp"
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
+    seal(path, records=len(ordered))  # checked by read_rows: a file cut short or edited later is refused
     return path
 
 
@@ -104,6 +106,7 @@ def read_rows(path: str | Path) -> list[dict]:
         p = p / CORPUS_FILE
     if not p.is_file():
         raise FileNotFoundError(f"no corpus at {p} (run `agentscaler ingest ... --out {p.parent}` first)")
+    verify(p)
     return pq.read_table(p).to_pylist()
 
 

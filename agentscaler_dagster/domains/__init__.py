@@ -20,6 +20,7 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from agentscaler_dagster.artifacts import seal
 from agentscaler_dagster.contracts import Domain, ToolSpec, canonical_json, content_hash
 from agentscaler_dagster.domains.auto import auto_resolution, auto_threshold
 from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, modularity, split_cap, split_giants
@@ -148,7 +149,10 @@ def _write_parquet(columns: dict[str, list], types: dict, path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()})
-    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=False)
+    tmp = path.with_name(f".{path.name}.tmp")  # atomic: a kill leaves the old file (and its seal) or none
+    pq.write_table(table, tmp, compression="zstd", use_dictionary=True, write_statistics=False)
+    tmp.replace(path)
+    seal(path, records=table.num_rows)  # readers check it (read_domains)
 
 
 def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig | None = None, *,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from agentscaler_dagster.artifacts import verify
 from agentscaler_dagster.contracts import Domain
 
 
@@ -16,6 +17,7 @@ def read_domains(path: str | Path) -> dict[str, Domain]:
         path = path / "domains.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no domains.parquet; materialise `domains` (or run `agentscaler domains`) first")
+    verify(path)  # against the seal discover_domains wrote: a file cut short or edited later is refused
     domains: dict[str, Domain] = {}
     for row in pq.read_table(path, columns=["tool_id", "domain_id", "label"]).to_pylist():
         domain = domains.setdefault(row["domain_id"], Domain(domain_id=row["domain_id"], label=row["label"], tool_ids=[]))

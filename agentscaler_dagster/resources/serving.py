@@ -18,6 +18,7 @@ from typing import ClassVar, Iterator, Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from agentscaler_dagster.artifacts import verify
 from agentscaler_dagster.serving import (
     LlamaCppSettings,
     ManagedServer,
@@ -51,6 +52,8 @@ class _ManagedServerResource(dg.ConfigurableResource):
         model = model or self._configured_model()
         if not model:
             raise ValueError(f"{type(self).__name__}: no model given (set `model` in the resource config)")
+        if (Path(model) / "model.safetensors").is_file():
+            verify(Path(model) / "model.safetensors")  # a checkpoint cut short or changed since written is not served
         port = self.port or free_port(self.host)
         argv, env = self._command(model, self.host, port)
         log_dir = Path(self.log_dir or tempfile.mkdtemp(prefix=f"agentscaler-{self.kind}-"))

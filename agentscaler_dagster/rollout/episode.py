@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
-from agentscaler_dagster.artifacts import read_model_jsonl
+from agentscaler_dagster.artifacts import mark_unfinished, read_model_jsonl, write_jsonl
 from agentscaler_dagster.contracts import Task, Trajectory, canonical_json, content_hash, state_hash
 from agentscaler_dagster.rollout.protocols import AgentPolicy, UserSimulator
 from agentscaler_dagster.rollout.simulators import STOP_MARKER
@@ -323,6 +323,7 @@ def run_rollouts(
     sink = None
     if out_path is not None:
         done = {k: v for k, v in _resume(Path(out_path)).items() if k in order and not backend_failed(v)}
+        mark_unfinished(Path(out_path))  # read_trajectories refuses the file until write_trajectories seals it
         _rewrite(Path(out_path), sorted(done.values(), key=lambda t: order[(t.task_id, t.trial)]))
         sink = Path(out_path).open("a", encoding="utf-8")
     lock = threading.Lock()
@@ -389,15 +390,8 @@ def _rewrite(path: Path, trajectories: list[Trajectory]) -> None:
 
 def write_trajectories(trajectories: Iterable[Trajectory], path: str | Path, *, timings: bool = True) -> Path:
     """JSONL with sorted keys. ``timings=False`` drops the one field that is not deterministic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for t in trajectories:
-            data = t.model_dump(mode="json")
-            if not timings:
-                data["timings"] = {}
-            fh.write(canonical_json(data) + "\n")
-    return path
+    # atomic and sealed (artifacts.write_jsonl): read_trajectories refuses the file if it is cut short or edited
+    return write_jsonl(path, ({**t.model_dump(mode="json"), **({} if timings else {"timings": {}})} for t in trajectories))
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentscaler_dagster.artifacts import verify_package
 from agentscaler_dagster.contracts import Policy, ToolSpec, state_hash
 from agentscaler_dagster.sandbox.argcheck import check_arguments
 from agentscaler_dagster.sandbox.runtime import Limits, ModuleRejected, Runtime
@@ -91,7 +92,9 @@ class Environment:
             path = package_dir / name
             return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
 
-        manifest = read_json("manifest.json", {})
+        # every file against the sha256 the manifest records, before any of it is read or run: a tools_module.py
+        # cut short would otherwise serve the tools that survived
+        manifest = verify_package(package_dir)
         specs_raw = read_json("tool_specs.json", None)
         if specs_raw is None:
             raise FileNotFoundError(f"{package_dir}: tool_specs.json is missing")

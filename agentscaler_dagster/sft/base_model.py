@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from agentscaler_dagster.artifacts import seal, verify
 from agentscaler_dagster.sft.chat_template import CHAT_TEMPLATE, END_OF_TURN
 
 SOURCES = ("gemma3-270m", "tiny")
@@ -99,6 +100,7 @@ def save_model_dir(model, tokenizer, out_dir: Path) -> Path:
         state[name] = tensor.detach().to("cpu").contiguous()
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     os.chmod(out_dir / "model.safetensors", 0o644)  # safetensors writes 0600; serving containers read it too
+    seal(out_dir / "model.safetensors")  # load_model_and_tokenizer checks the weights against it
 
     config_dict = config.to_dict()
     config_dict.pop("quantization_config", None)  # else reload would look for the GGUF again
@@ -194,6 +196,7 @@ def load_model_and_tokenizer(model_dir: Path, *, attn_implementation: str | None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = Path(model_dir)
+    verify(model_dir / "model.safetensors")  # refused when cut short or changed since written (hashed once per process)
     model_summary(model_dir)  # clear error when it is not a model directory
     kwargs = {"dtype": torch.float32}
     if attn_implementation:

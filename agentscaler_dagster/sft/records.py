@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentscaler_dagster.artifacts import read_model_jsonl
+from agentscaler_dagster.artifacts import read_model_jsonl, write_jsonl
 from agentscaler_dagster.contracts import SFTRecord, Trajectory, canonical_json
 from agentscaler_dagster.sft.chat_template import normalize_messages, render
 
@@ -62,12 +62,8 @@ def build_sft_records(
 
 def write_sft_dataset(records: list[SFTRecord], path: Path) -> Path:
     """JSONL, one record a line: ``{"messages", "tools", "phase", "domain_id", "trajectory_id"}``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(canonical_json(record.model_dump(mode="json")) + "\n")
-    return path
+    # atomic and sealed (artifacts.write_jsonl): read_sft_dataset refuses the file if it is cut short or edited
+    return write_jsonl(path, (record.model_dump(mode="json") for record in records))
 
 
 def read_sft_dataset(path: Path) -> list[SFTRecord]:

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable
 
-from agentscaler_dagster.artifacts import read_model_jsonl
+from agentscaler_dagster.artifacts import read_model_jsonl, write_jsonl
 from agentscaler_dagster.contracts import (
     DependencyEdge,
     GoldAction,
@@ -289,13 +289,9 @@ def _has_lookup(task: Task) -> bool:
 
 
 def write_tasks(tasks: Iterable[Task], path: str | Path) -> Path:
-    """One task per line, sorted keys: equal tasks give equal bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for task in tasks:
-            fh.write(canonical_json(task.model_dump(mode="json")) + "\n")
-    return path
+    """One task per line, sorted keys: equal tasks give equal bytes. Written atomically and sealed
+    (``artifacts.write_jsonl``): ``read_tasks`` refuses the file if it is cut short or edited later."""
+    return write_jsonl(path, (task.model_dump(mode="json") for task in tasks))
 
 
 def read_tasks(path: str | Path) -> list[Task]:
