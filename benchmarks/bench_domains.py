@@ -228,7 +228,8 @@ def part_throughput(lines: list[str], limit: int | None = None, threshold: float
             export_minilm_onnx(b, tmp)
             exports[b] = time.perf_counter() - t
     st = SentenceTransformer(str(minilm_model_dir()), device="cpu")
-    variants = {b: MiniLMEmbedder(backend=b) for b in MINILM_BACKENDS}
+    # one process with every core, as (b) has always measured (worker processes: bench_full_directory.py)
+    variants = {b: MiniLMEmbedder(backend=b, workers=1, threads=len(os.sched_getaffinity(0))) for b in MINILM_BACKENDS}
     variants["torch-bf16"] = MiniLMEmbedder(backend="torch", dtype="bfloat16")
     st.encode(texts[:16], show_progress_bar=False)
     for v in variants.values():

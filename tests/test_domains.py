@@ -575,3 +575,120 @@ def test_discover_domains_with_the_onnx_backend(tmp_path, onnx_dir):
     assert groups == sorted([sorted(t.tool_id for t in orders), sorted(t.tool_id for t in weather)])
     assert result.report["embedder"] == emb.embedder_id
     assert (tmp_path / "cache" / emb.embedder_id).is_dir()  # cached under the backend's own id
+
+
+# ------------------------------------------------------------------ MiniLM worker processes (issue 15 item 4)
+
+def test_minilm_workers_give_the_same_bytes_as_one_process(subset_texts, onnx_dir, monkeypatch):
+    from agentscaler_dagster.domains import embed
+
+    monkeypatch.setattr(embed, "POOL_MIN_TOKENS", 0)  # the pool even for ~50 texts
+    monkeypatch.setattr(embed, "TASK_TOKENS", 512)  # several tasks per worker, answered in any order
+    one = embed.MiniLMEmbedder(backend="onnx", onnx_dir=onnx_dir, workers=1)
+    two = embed.MiniLMEmbedder(backend="onnx", onnx_dir=onnx_dir, workers=2)
+    texts = subset_texts + subset_texts[:5]
+    a, b = one.embed(texts), two.embed(texts)
+    assert two._session is None  # the workers did the work (a broken pool falls back to this process)
+    assert a.shape == (len(texts), 384) and a.tobytes() == b.tobytes()
+    seen = [r for rows, vecs in two.embed_stream(subset_texts) for r in rows.tolist()
+            if vecs[rows.tolist().index(r)].tobytes() == a[r].tobytes()]
+    assert sorted(seen) == list(range(len(subset_texts)))  # each text once, with its own vector
+    with pytest.raises(ValueError, match="distinct"):
+        next(two.embed_stream(["a", "a"]))
+    with pytest.raises(ValueError, match="ONNX backends"):
+        embed.MiniLMEmbedder(backend="torch", workers=2)
+    with pytest.raises(ValueError, match="workers must be"):
+        embed.MiniLMEmbedder(backend="onnx", workers=0)
+
+
+def test_minilm_broken_worker_falls_back_to_the_same_bytes(subset_texts, onnx_dir, monkeypatch, caplog):
+    from agentscaler_dagster.domains import embed
+
+    reference = embed.MiniLMEmbedder(backend="onnx", onnx_dir=onnx_dir, workers=1).embed(subset_texts)
+    monkeypatch.setattr(embed, "POOL_MIN_TOKENS", 0)
+    monkeypatch.setattr(embed, "_WORKER_CODE", "import sys\nsys.stdin.buffer.read(1)\nsys.exit(3)\n")  # dies at once
+    emb = embed.MiniLMEmbedder(backend="onnx", onnx_dir=onnx_dir, workers=2)
+    with caplog.at_level("WARNING"):
+        got = emb.embed(subset_texts)
+    assert got.tobytes() == reference.tobytes() and emb._session is not None
+    assert any("in this process" in r.getMessage() for r in caplog.records)
+
+
+class _StreamThenFail:
+    """An embedder whose stream hands out vectors two at a time and dies after ``good`` texts."""
+
+    embedder_id = "stream-test"
+    dim = 4
+
+    def __init__(self, good: int | None):
+        self.good, self.seen = good, []
+
+    def embed_stream(self, texts, progress=None):
+        for r0 in range(0, len(texts), 2):
+            if self.good is not None and r0 >= self.good:
+                raise KeyboardInterrupt
+            rows = np.arange(r0, min(r0 + 2, len(texts)))
+            self.seen += [texts[r] for r in rows]
+            yield rows, np.stack([np.eye(4, dtype=np.float32)[len(texts[r]) % 4] for r in rows])
+
+
+def test_streamed_vectors_reach_the_cache_before_an_interrupt(tmp_path, monkeypatch):
+    from agentscaler_dagster.domains import embed
+
+    monkeypatch.setattr(embed, "CACHE_FLUSH_TEXTS", 4)
+    texts = [f"text {'x' * i}" for i in range(10)]
+    with pytest.raises(KeyboardInterrupt):
+        embed.embed_unique(texts, _StreamThenFail(good=6), tmp_path)
+    assert len(EmbeddingCache(tmp_path, "stream-test", 4)) == 6  # flushed at 4, and the last 2 on the way out
+    second = _StreamThenFail(good=None)
+    vecs, inverse, stats = embed.embed_unique(texts, second, tmp_path)
+    assert stats["embedded_new"] == 4 and stats["embedded_cached"] == 6 and len(second.seen) == 4
+    assert [int(np.argmax(vecs[inverse[i]])) for i in range(10)] == [len(t) % 4 for t in texts]
+
+
+def test_cli_workers_flag(tmp_path, capsys, monkeypatch):
+    from agentscaler_dagster.domains import cli, embed
+
+    parser = argparse.ArgumentParser(prog="agentscaler")
+    cli.register(parser.add_subparsers(dest="command"))
+    bad = parser.parse_args(["domains", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path), "--workers", "0"])
+    assert bad.func(bad) == 2 and "--workers must be at least 1" in capsys.readouterr().err
+    made = []
+    monkeypatch.setattr(embed, "make_embedder", lambda name, **kw: made.append((name, kw)) or HashingEmbedder(dim=64))
+    orders, weather = two_groups()
+    from agentscaler_dagster.corpus.store import write_corpus
+
+    write_corpus(orders + weather, tmp_path / "corpus")
+    args = parser.parse_args(["domains", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"),
+                              "--threshold", "0.3", "--workers", "3"])
+    assert args.func(args) == 0 and made == [("minilm", {"workers": 3})]
+
+
+def test_minilm_tokenizer_gives_transformers_ids_without_importing_it():
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from agentscaler_dagster.domains.embed import MiniLMTokenizer, minilm_model_dir
+
+    texts = ["Get order by id", "créer un compte — naïve café", "", "x" * 3000, " ".join(["weather forecast"] * 400),
+             "POST /v1/users/{user_id}/orders?limit=10", "emoji 🚗 and CJK 天气"]
+    ours = MiniLMTokenizer(minilm_model_dir())
+    reference = AutoTokenizer.from_pretrained(str(minilm_model_dir()))
+    for max_length in (256, 32):
+        expected = reference(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
+        assert ours(texts, truncation=True, max_length=max_length)["input_ids"] == expected
+    assert max(len(ids) for ids in ours(texts, max_length=256)["input_ids"]) == 256
+    assert ours.pad_token_id == reference.pad_token_id
+    # a fresh process embeds with the ONNX backend without loading transformers or torch (once the export
+    # exists: making it needs torch)
+    from agentscaler_dagster.domains.embed import export_minilm_onnx
+
+    export_minilm_onnx("onnx")
+    code = ("import sys; from agentscaler_dagster.domains.embed import MiniLMEmbedder; "
+            "MiniLMEmbedder(backend='onnx', workers=1).embed(['list orders', 'get weather']); "
+            "print(sorted(m for m in ('transformers', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

