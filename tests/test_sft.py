@@ -357,17 +357,21 @@ def test_two_phase_training_with_deepspeed(tmp_path, tiny_dir, tokenizer):
 
     # phase 2 starts from the phase-1 checkpoint, ZeRO-2 this time, launched the way the pipeline launches
     # it: Dagster Pipes (settings passed as extras), with progress and the materialisation reported back
-    data2 = write_sft_dataset(build_sft_records([trajectory(9, domain="bank")], {"bank": TOOLS}, phase=2),
-                              tmp_path / "phase2.jsonl")
+    # (and evaluated on its own: one of its five records held out, its loss before = the phase-1 model's)
+    data2 = write_sft_dataset(build_sft_records([trajectory(i, domain="bank") for i in range(9, 14)], {"bank": TOOLS},
+                                                phase=2), tmp_path / "phase2.jsonl")
     materialization = _run_train_through_pipes(
         {"model_dir": str(out1), "dataset": str(data2), "output_dir": str(out2), "phase": 2, "zero_stage": 2,
-         "grad_accum": 1, "max_steps": 3}
+         "grad_accum": 1, "max_steps": 3, "packing": True, "eval_records": 1}
     )
     rows2 = _metrics(out2)
     assert [r["step"] for r in rows2] == [1, 2, 3]
     assert rows2[-1]["loss"] < rows2[0]["loss"]
     reported = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
     assert reported["steps"] == 3 and reported["phase"] == 2 and reported["path"] == str(out2)
+    assert reported["eval_loss_end"] < reported["eval_loss_start"]
+    result2 = json.loads((out2 / "train_result.json").read_text())
+    assert (result2["eval_examples"], result2["examples"]) == (1, 4)
     assert reported["final_loss"] == pytest.approx(rows2[-1]["loss"])
     assert materialization.tags["dagster/data_version"] == json.loads((out2 / "train_result.json").read_text())["weights_sha256"]
     phase2_config = (out2 / "train_config.yaml").read_text()

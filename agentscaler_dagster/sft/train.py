@@ -5,9 +5,25 @@
 
 Runs DeepSpeed (ZeRO 0/1/2, a torch AdamW as client optimizer so no DeepSpeed op is compiled). Without
 a GPU DeepSpeed picks its CPU accelerator and the gloo backend; a single process sets up its own
-rank/world-size environment, and a `deepspeed` launcher's environment is used as given. Writes
-``model.safetensors`` + config + tokenizer + chat template (reloadable with ``from_pretrained``),
+rank/world-size environment, and a launcher's environment (``deepspeed``, ``torchrun``) is used as given.
+Writes ``model.safetensors`` + config + tokenizer + chat template (reloadable with ``from_pretrained``),
 ``metrics.jsonl``, ``loss_curve.png``, ``train_result.json`` and the resolved ``train_config.yaml``.
+
+Data: every record is tokenised with the loss mask (``tokenize_for_sft``: labels only on the assistant's
+turns) and cut to ``max_length``; with ``packing`` several records share one row of at most ``max_length``
+tokens (first-fit, in a seeded order). A packed row carries ``position_ids`` that restart at 0 for each
+record and no 2-D attention mask, which is how transformers recognises packed rows: it builds a
+block-diagonal causal mask (sliding windows included) for sdpa/eager attention, so no token attends
+across a record boundary, and the positions (RoPE) are those the record would have alone. The first
+target of every record is masked as well, so no record is trained to predict the next one's first token.
+An epoch is one pass over the rows, reshuffled per epoch (seed + epoch).
+
+Resume: with ``checkpoint_every`` the recipe writes a DeepSpeed checkpoint (weights, optimizer, scheduler,
+step, RNG, data position) under ``<output_dir>/checkpoints`` every N optimizer steps, keeping the last one.
+A run started again on the same output_dir (e.g. after the process was killed) continues from it when it
+was written from the same inputs (config, dataset bytes, starting weights): the data order resumes at the
+next micro-batch and ``metrics.jsonl`` keeps exactly the rows up to the checkpoint, so no step is lost or
+repeated. A checkpoint from other inputs is discarded. The checkpoints are removed once the run finishes.
 
 When launched through Dagster Pipes (``DAGSTER_PIPES_CONTEXT`` set, e.g. by PipesSubprocessClient) it
 logs progress and reports the asset materialisation through ``dagster_pipes``; otherwise it just runs.
@@ -60,7 +76,13 @@ class TrainConfig(BaseModel):
     gradient_clipping: float = Field(default=1.0, ge=0)
     seed: int = 0
     zero_stage: int = Field(default=0, description="DeepSpeed ZeRO stage: 0, 1 or 2.")
-    bf16: bool = Field(default=False, description="bf16 weights/activations (GPU only here).")
+    bf16: bool = Field(default=False, description="bf16 weights/activations through DeepSpeed (GPU only here).")
+    autocast_bf16: bool = Field(
+        default=False,
+        description="fp32 master weights and optimizer, matmuls/attention in bf16 (torch.autocast on the engine's "
+        "device). On a CPU with AVX512-BF16 the forward and backward take about half the time.",
+    )
+    packing: bool = Field(default=False, description="Several records per row of max_length tokens (see the module docstring).")
     dist_backend: Literal["gloo", "nccl", "ccl"] | None = Field(default=None, description="None: gloo on CPU, nccl on GPU.")
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     gradient_checkpointing: bool = False
@@ -72,6 +94,14 @@ class TrainConfig(BaseModel):
     cpu_shm_allreduce: bool = Field(default=False, description="DeepSpeed's shared-memory all-reduce for multi-process CPU runs (a C++ op compiled on first use, minutes).")
     num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None: torch's default.")
     log_every: int = Field(default=1, ge=1, description="Write a metrics row (and report progress) every N steps.")
+    checkpoint_every: int | None = Field(default=None, ge=1, description="Write a resumable checkpoint every N optimizer steps; None: none.")
+    resume: bool = Field(default=True, description="Continue from the checkpoint in output_dir/checkpoints when it was written from the same inputs.")
+    keep_checkpoints: bool = Field(default=False, description="Keep output_dir/checkpoints after the run finishes (they hold the optimizer state: several GB).")
+    eval_records: int = Field(
+        default=0, ge=0,
+        description="Records held out of training (seeded choice; at most a fifth of the dataset) to report the loss "
+        "per assistant token before and after training.",
+    )
 
     @field_validator("zero_stage")
     @classmethod
@@ -100,6 +130,10 @@ class TrainConfig(BaseModel):
         return self
 
 
+# settings that change neither the data order nor the numbers: a checkpoint written under other values resumes
+_RUNTIME_ONLY = ("log_every", "checkpoint_every", "resume", "keep_checkpoints", "num_threads", "output_dir", "cpu_shm_allreduce")
+
+
 class TrainResult(BaseModel):
     output_dir: Path
     phase: int
@@ -117,6 +151,13 @@ class TrainResult(BaseModel):
     weights_sha256: str
     device: str
     world_size: int
+    tokens_per_second: float = Field(default=0.0, description="Tokens (all ranks, no padding) per second of training steps.")
+    rows: int = Field(default=0, description="Rows per epoch (several records each when packing).")
+    steps_per_epoch: int = 0
+    resumed_from_step: int = Field(default=0, description="The checkpoint step this run continued from; 0: from the start.")
+    eval_examples: int = 0
+    eval_loss_start: float | None = None
+    eval_loss_end: float | None = None
 
 
 def load_config(path: Path, overrides: list[str] | dict | None = None) -> TrainConfig:
@@ -219,7 +260,8 @@ def _assistant_token_loss_module(model):
     The vocabulary projection runs only at the positions that carry a label: with Gemma's 262k-token
     vocabulary the full [tokens x vocab] logits are most of a step's compute, and the masked positions
     (system prompt, tools, user turns, tool outputs) need none of it. Same loss as the model's own
-    shifted cross-entropy (mean over labelled tokens).
+    shifted cross-entropy (mean over labelled tokens). With ``position_ids`` (packed rows) a target at a
+    position where a new record starts (position 0) is never scored: no record predicts the next one.
     """
     import torch
     import torch.nn.functional as F
@@ -229,11 +271,15 @@ def _assistant_token_loss_module(model):
             super().__init__()
             self.lm = lm
 
-        def forward(self, input_ids, attention_mask, labels):
+        def forward(self, input_ids, attention_mask=None, labels=None, position_ids=None):
             body = getattr(self.lm, self.lm.base_model_prefix)
-            hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            # no KV cache: with one, transformers would not read packed position_ids as record boundaries
+            hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != IGNORE_INDEX
+            if position_ids is not None:
+                keep = keep & (position_ids[:, 1:] != 0)
             logits = self.lm.get_output_embeddings()(hidden[:, :-1][keep])
             cap = getattr(self.lm.config, "final_logit_softcapping", None)
             if cap:
@@ -243,6 +289,77 @@ def _assistant_token_loss_module(model):
     return AssistantTokenLoss(model)
 
 
+def pack_rows(lengths: list[int], max_length: int, *, seed: int, packing: bool) -> list[list[int]]:
+    """Group example indices into rows of at most ``max_length`` tokens.
+
+    The examples are taken in a seeded order; without packing each is its own row, with packing each goes
+    into the first row it fits (first-fit), so the rows stay close to full. Deterministic for a seed.
+    """
+    order = list(range(len(lengths)))
+    random.Random(seed).shuffle(order)
+    if not packing:
+        return [[i] for i in order]
+    rows: list[list[int]] = []
+    free: list[int] = []
+    open_rows: list[int] = []  # rows that can still take the shortest example
+    shortest = min(lengths) if lengths else 0
+    for i in order:
+        for position, r in enumerate(open_rows):
+            if lengths[i] <= free[r]:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                if free[r] < shortest:
+                    open_rows.pop(position)
+                break
+        else:
+            rows.append([i])
+            free.append(max_length - lengths[i])
+            if free[-1] >= shortest:
+                open_rows.append(len(rows) - 1)
+    return rows
+
+
+def collate_rows(rows: list[list[dict]], *, pad_id: int, packing: bool) -> dict:
+    """Tensors for one micro-batch; each row is a list of tokenised examples (one unless packing).
+
+    Packed: ``input_ids``, ``labels`` and ``position_ids`` (restarting at 0 per example; the padding at a
+    short row's end is one more block of its own, unlabelled) and no ``attention_mask``. Not packed:
+    ``input_ids``, ``labels``, ``attention_mask`` with right padding, as before.
+    """
+    import torch
+
+    if not packing:
+        if any(len(row) != 1 for row in rows):
+            raise ValueError("rows of several examples need packing=True")
+        width = max(len(row[0]["input_ids"]) for row in rows)
+        batch = {"input_ids": [], "labels": [], "attention_mask": []}
+        for (example,) in rows:
+            fill = width - len(example["input_ids"])
+            batch["input_ids"].append(example["input_ids"] + [pad_id] * fill)
+            batch["labels"].append(example["labels"] + [IGNORE_INDEX] * fill)
+            batch["attention_mask"].append(example["attention_mask"] + [0] * fill)
+        return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+    width = max(sum(len(e["input_ids"]) for e in row) for row in rows)
+    batch = {"input_ids": [], "labels": [], "position_ids": []}
+    for row in rows:
+        ids, labels, positions = [], [], []
+        for example in row:
+            ids += example["input_ids"]
+            labels += example["labels"]
+            positions += range(len(example["input_ids"]))
+        fill = width - len(ids)
+        batch["input_ids"].append(ids + [pad_id] * fill)
+        batch["labels"].append(labels + [IGNORE_INDEX] * fill)
+        batch["position_ids"].append(positions + list(range(fill)))
+    return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+
+
+def _count_tokens(rows: list[list[dict]]) -> tuple[int, int]:
+    tokens = sum(len(e["input_ids"]) for row in rows for e in row)
+    labelled = sum(1 for row in rows for e in row for label in e["labels"] if label != IGNORE_INDEX)
+    return tokens, labelled
+
+
 class SFTRecipe:
     """setup -> train -> save_checkpoint -> cleanup (torchtune's recipe shape)."""
 
@@ -250,6 +367,8 @@ class SFTRecipe:
         self.config = config
         self.progress = progress
         self.rows: list[dict] = []
+        self.start_step = 0
+        self.resumed_state: dict = {}
 
     # -- setup -------------------------------------------------------------------------------------
     def check_runtime(self) -> None:
@@ -259,7 +378,12 @@ class SFTRecipe:
         config = self.config
         has_gpu = torch.cuda.is_available()
         if config.bf16 and not has_gpu:
-            raise ConfigError("bf16: true needs a GPU and none is visible: set bf16: false (fp32 on CPU)")
+            raise ConfigError(
+                "bf16: true needs a GPU and none is visible: set bf16: false (fp32 on CPU; autocast_bf16: true "
+                "computes in bf16 with fp32 weights)"
+            )
+        if config.bf16 and config.autocast_bf16:
+            raise ConfigError("bf16 and autocast_bf16 are both on: bf16 weights need no autocast, set autocast_bf16: false")
         if config.dist_backend == "nccl" and not has_gpu:
             raise ConfigError("dist_backend: nccl needs GPUs and none is visible: set dist_backend: gloo (or leave it unset)")
         for name in ("config.json", "model.safetensors"):
@@ -306,23 +430,29 @@ class SFTRecipe:
         records = read_sft_dataset(config.dataset)
         if not records:
             raise ConfigError(f"dataset {config.dataset} has no records")
-        examples, skipped = [], 0
-        for record in records:
+        # at most a fifth of the records: a small dataset (a smoke run) keeps its records for training
+        held_out = set(random.Random(config.seed + 7919).sample(range(len(records)), min(config.eval_records, len(records) // 5)))
+        examples, eval_examples, skipped = [], [], 0
+        for index, record in enumerate(records):
             example = tokenize_for_sft(record, self.tokenizer, config.max_length)
-            if any(label != IGNORE_INDEX for label in example["labels"]):
-                examples.append(example)
-            else:
+            if not any(label != IGNORE_INDEX for label in example["labels"]):
                 skipped += 1
+            elif index in held_out:
+                eval_examples.append(example)
+            else:
+                examples.append(example)
         if not examples:
             raise ConfigError(
                 f"no record of {config.dataset} keeps an assistant token within max_length={config.max_length}: "
                 "raise max_length"
             )
-        self.examples, self.skipped = examples, skipped
+        self.examples, self.eval_examples, self.skipped = examples, eval_examples, skipped
+        self.row_index = pack_rows([len(e["input_ids"]) for e in examples], config.max_length, seed=config.seed,
+                                   packing=config.packing)
 
         per_step = config.batch_size * config.grad_accum * self.world_size
-        steps_per_epoch = max(1, math.ceil(len(examples) / per_step))
-        self.total_steps = config.max_steps or steps_per_epoch * config.epochs
+        self.steps_per_epoch = max(1, math.ceil(len(self.row_index) / per_step))
+        self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
 
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -348,33 +478,135 @@ class SFTRecipe:
             model=_assistant_token_loss_module(model), optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
         self.device = self.engine.device
+        self.fingerprint = self._fingerprint()
+        if config.resume:
+            self._maybe_resume()
+
+    # -- resume ------------------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.config.output_dir / "checkpoints"
+
+    def _fingerprint(self) -> str:
+        """What a checkpoint must have been written from to be resumed: the settings that change the numbers
+        or the data order, the dataset's bytes, the starting weights and the number of processes."""
+        settings = {k: v for k, v in json.loads(self.config.model_dump_json()).items() if k not in _RUNTIME_ONLY}
+        inputs = {
+            "settings": settings,
+            "dataset": _sha256_file(self.config.dataset),
+            "weights": _sha256_file(self.config.model_dir / "model.safetensors"),
+            "world_size": self.world_size,
+        }
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    def _maybe_resume(self) -> None:
+        import shutil
+
+        latest = self.checkpoint_dir / "latest"
+        if not latest.exists():
+            return
+        tag = latest.read_text().strip()
+        meta_path = self.checkpoint_dir / tag / "resume.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if meta.get("fingerprint") != self.fingerprint:
+            logger.warning("checkpoint %s was written from other inputs (config, data or weights): starting afresh", self.checkpoint_dir / tag)
+            self._barrier()
+            if self.rank == 0:
+                shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            self._barrier()
+            return
+        _path, client = self.engine.load_checkpoint(str(self.checkpoint_dir), tag=tag, load_module_strict=False)
+        if client is None or client.get("step") != meta["step"]:
+            raise RuntimeError(f"checkpoint {self.checkpoint_dir / tag} could not be loaded; delete {self.checkpoint_dir} to start afresh")
+        import torch
+
+        torch.set_rng_state(client["torch_rng"])
+        random.setstate(client["python_rng"])
+        self.start_step = int(client["step"])
+        self.resumed_state = client
+        logger.info("resumed from %s at step %d of %d", self.checkpoint_dir / tag, self.start_step, self.total_steps)
+
+    def _save_resume_checkpoint(self, step: int, totals: dict) -> None:
+        import shutil
+
+        import torch
+
+        tag = f"step{step:08d}"
+        client = {"step": step, "fingerprint": self.fingerprint, "torch_rng": torch.get_rng_state(),
+                  "python_rng": random.getstate(), **totals}
+        # frozen parameters (e.g. the embeddings) equal the starting weights: not written again
+        self.engine.save_checkpoint(str(self.checkpoint_dir), tag=tag, client_state=client,
+                                    exclude_frozen_parameters=True)
+        self._barrier()
+        if self.rank == 0:
+            # written last: a checkpoint without it (killed while saving) is never resumed
+            (self.checkpoint_dir / tag / "resume.json").write_text(json.dumps({"step": step, "fingerprint": self.fingerprint}))
+            for old in self.checkpoint_dir.glob("step*"):
+                if old.name != tag:
+                    shutil.rmtree(old, ignore_errors=True)
+        self._barrier()
+
+    def _barrier(self) -> None:
+        if self.world_size > 1:
+            import deepspeed
+
+            deepspeed.comm.barrier()
+
+    def _all_reduce_sum(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return values
+        import deepspeed
+        import torch
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        deepspeed.comm.all_reduce(tensor)
+        return tensor.tolist()
 
     # -- data --------------------------------------------------------------------------------------
-    def _micro_batches(self):
-        """Micro-batches forever: reshuffled each pass (seed + pass number), this rank's share."""
+    def _micro_batches(self, skip: int = 0):
+        """Micro-batches (lists of rows) forever: row order reshuffled each pass (seed + pass number), this
+        rank's share; the first ``skip`` are passed over without being built (resume)."""
         config = self.config
-        epoch = 0
+        epoch, index = 0, 0
         while True:
-            order = list(range(len(self.examples)))
+            order = list(range(len(self.row_index)))
             random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
             order = order[self.rank :: self.world_size] or order[:1]
             for start in range(0, len(order), config.batch_size):
-                chunk = [self.examples[i] for i in order[start : start + config.batch_size]]
-                yield self._collate(chunk)
+                if index >= skip:
+                    yield [[self.examples[i] for i in self.row_index[r]] for r in order[start : start + config.batch_size]]
+                index += 1
             epoch += 1
 
-    def _collate(self, chunk: list[dict]) -> dict:
+    def _collate(self, rows: list[list[dict]]) -> dict:
+        batch = collate_rows(rows, pad_id=self.tokenizer.pad_token_id or 0, packing=self.config.packing)
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def _autocast(self):
+        import contextlib
+
         import torch
 
-        width = max(len(e["input_ids"]) for e in chunk)
-        pad = self.tokenizer.pad_token_id or 0
-        batch = {"input_ids": [], "labels": [], "attention_mask": []}
-        for example in chunk:
-            fill = width - len(example["input_ids"])
-            batch["input_ids"].append(example["input_ids"] + [pad] * fill)
-            batch["labels"].append(example["labels"] + [IGNORE_INDEX] * fill)
-            batch["attention_mask"].append(example["attention_mask"] + [0] * fill)
-        return {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in batch.items()}
+        if not self.config.autocast_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+
+    def evaluate(self) -> float | None:
+        """Mean loss per labelled token over the held-out records (all ranks share the work)."""
+        import torch
+
+        if not self.eval_examples:
+            return None
+        total, count = 0.0, 0
+        module = self.engine.module
+        with torch.no_grad(), self._autocast():
+            for example in self.eval_examples[self.rank :: self.world_size]:
+                batch = self._collate([[example]])
+                n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+                total += float(module(**batch)) * n
+                count += n
+        total, count = self._all_reduce_sum([total, float(count)])
+        return total / count if count else None
 
     # -- train -------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -382,34 +614,57 @@ class SFTRecipe:
         out = config.output_dir
         out.mkdir(parents=True, exist_ok=True)
         metrics_path = out / "metrics.jsonl"
-        metrics = metrics_path.open("w") if self.rank == 0 else None
-        batches = self._micro_batches()
-        self.tokens = self.label_tokens = 0
+        state = self.resumed_state
+        self.eval_loss_start = state.get("eval_loss_start") if self.start_step else self.evaluate()
+        metrics = None
+        if self.rank == 0:
+            if self.start_step and metrics_path.exists():
+                # exactly the rows up to the checkpoint: rows logged after it are trained again now
+                kept = [row for row in (json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip())
+                        if row["step"] <= self.start_step]
+                self.rows = kept
+                metrics_path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
+                metrics = metrics_path.open("a")
+            else:
+                metrics = metrics_path.open("w")
+        batches = self._micro_batches(skip=self.start_step * config.grad_accum)
+        self.tokens = int(state.get("tokens", 0))
+        self.label_tokens = int(state.get("label_tokens", 0))
+        self.run_tokens = 0
         self.step_seconds: list[float] = []
+        previous = float(state.get("elapsed", 0.0))
         started = time.perf_counter()
         try:
-            for step in range(1, self.total_steps + 1):
+            for step in range(self.start_step + 1, self.total_steps + 1):
                 step_started = time.perf_counter()
-                losses, tokens, label_tokens = [], 0, 0
+                loss_sum, tokens, label_tokens = 0.0, 0, 0
                 for _ in range(config.grad_accum):
-                    batch = next(batches)
-                    loss = self.engine(**batch)
+                    rows = next(batches)
+                    batch = self._collate(rows)
+                    with self._autocast():
+                        loss = self.engine(**batch)
                     self.engine.backward(loss)
                     self.engine.step()  # DeepSpeed applies the update at the accumulation boundary
-                    losses.append(float(loss.detach()))
-                    tokens += int(batch["attention_mask"].sum())
-                    label_tokens += int((batch["labels"] != IGNORE_INDEX).sum())
+                    loss_sum += float(loss.detach())
+                    counted = _count_tokens(rows)
+                    tokens += counted[0]
+                    label_tokens += counted[1]
+                # the loss of the whole optimizer step: mean over all micro-batches of all ranks
+                loss_sum, tokens, label_tokens = self._all_reduce_sum([loss_sum, float(tokens), float(label_tokens)])
+                tokens, label_tokens = int(tokens), int(label_tokens)
                 self.step_seconds.append(time.perf_counter() - step_started)
                 self.tokens += tokens
                 self.label_tokens += label_tokens
+                self.run_tokens += tokens
                 row = {
                     "step": step,
-                    "loss": sum(losses) / len(losses),
+                    "epoch": round(step / self.steps_per_epoch, 4),
+                    "loss": loss_sum / (config.grad_accum * self.world_size),
                     "lr": self.engine.get_lr()[0],
                     "tokens": tokens,
                     "label_tokens": label_tokens,
                     "seconds": round(self.step_seconds[-1], 4),
-                    "elapsed": round(time.perf_counter() - started, 4),
+                    "elapsed": round(previous + time.perf_counter() - started, 4),
                 }
                 if not math.isfinite(row["loss"]):
                     raise FloatingPointError(
@@ -421,14 +676,20 @@ class SFTRecipe:
                     metrics.flush()
                     if self.progress is not None:
                         self.progress({**row, "total_steps": self.total_steps})
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < self.total_steps:
+                    self._save_resume_checkpoint(step, {"tokens": self.tokens, "label_tokens": self.label_tokens,
+                                                        "elapsed": row["elapsed"], "eval_loss_start": self.eval_loss_start})
         finally:
             if metrics is not None:
                 metrics.close()
         self.seconds = time.perf_counter() - started
         self.metrics_path = metrics_path
+        self.eval_loss_end = self.evaluate()
 
     # -- save --------------------------------------------------------------------------------------
     def save_checkpoint(self) -> TrainResult:
+        import shutil
+
         from agentscaler_dagster.sft.base_model import save_model_dir
 
         config = self.config
@@ -443,26 +704,37 @@ class SFTRecipe:
             )
         # skip the first step (allocation, warm-up) when there are more
         timed = self.step_seconds[1:] or self.step_seconds
+        rows = self.rows or [{"loss": float("nan")}]
         result = TrainResult(
             output_dir=out,
             phase=config.phase,
-            steps=len(self.rows),
+            steps=self.total_steps,
             examples=len(self.examples),
             skipped_examples=self.skipped,
             tokens=self.tokens,
             label_tokens=self.label_tokens,
-            final_loss=self.rows[-1]["loss"],
-            first_loss=self.rows[0]["loss"],
+            final_loss=rows[-1]["loss"],
+            first_loss=rows[0]["loss"],
             seconds=round(self.seconds, 3),
-            seconds_per_step=round(sum(timed) / len(timed), 3),
+            seconds_per_step=round(sum(timed) / len(timed), 3) if timed else 0.0,
             metrics_path=self.metrics_path,
             loss_curve_path=curve,
             weights_sha256=_sha256_file(out / "model.safetensors") if self.rank == 0 else "",
             device=str(self.device),
             world_size=self.world_size,
+            tokens_per_second=round(self.run_tokens / sum(self.step_seconds), 2) if self.step_seconds else 0.0,
+            rows=len(self.row_index),
+            steps_per_epoch=self.steps_per_epoch,
+            resumed_from_step=self.start_step,
+            eval_examples=len(self.eval_examples),
+            eval_loss_start=self.eval_loss_start,
+            eval_loss_end=self.eval_loss_end,
         )
         if self.rank == 0:
             (out / "train_result.json").write_text(result.model_dump_json(indent=2) + "\n")
+        self._barrier()
+        if self.rank == 0 and not config.keep_checkpoints:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         return result
 
     def cleanup(self) -> None:
@@ -510,6 +782,14 @@ def _run_with_pipes(config_path: Path, overrides: list[str]) -> TrainResult:
                 "examples": {"raw_value": result.examples, "type": "int"},
                 "tokens": {"raw_value": result.tokens, "type": "int"},
                 "seconds_per_step": {"raw_value": result.seconds_per_step, "type": "float"},
+                "tokens_per_second": {"raw_value": result.tokens_per_second, "type": "float"},
+                "steps_per_epoch": {"raw_value": result.steps_per_epoch, "type": "int"},
+                "resumed_from_step": {"raw_value": result.resumed_from_step, "type": "int"},
+                **{
+                    name: {"raw_value": value, "type": "float"}
+                    for name, value in (("eval_loss_start", result.eval_loss_start), ("eval_loss_end", result.eval_loss_end))
+                    if value is not None
+                },
                 "path": {"raw_value": str(result.output_dir), "type": "path"},
                 "phase": {"raw_value": result.phase, "type": "int"},
             },
@@ -541,7 +821,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"final_loss": result.final_loss, "steps": result.steps, "output_dir": str(result.output_dir),
-                      "seconds_per_step": result.seconds_per_step}, sort_keys=True))
+                      "seconds_per_step": result.seconds_per_step, "tokens_per_second": result.tokens_per_second,
+                      "resumed_from_step": result.resumed_from_step, "eval_loss_start": result.eval_loss_start,
+                      "eval_loss_end": result.eval_loss_end}, sort_keys=True))
     return 0
 
 
