@@ -366,7 +366,7 @@ def _materialize(args: argparse.Namespace) -> int:
     print(summary_table(summary))
     print(f"done in {_clock(summary['total_seconds'])}; artifacts under {root}")
     print(f"evaluation report: {root / 'evaluation' / 'eval_report.json'}")
-    print(f"open the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -m agentscaler_dagster.definitions")
+    print(f"open the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev")
     return 1 if summary["failed_domains"] else 0
 
 
