@@ -33,6 +33,7 @@ class PhaseTrainingConfig(dg.Config):
     )
     learning_rate: float | None = Field(default=None, gt=0.0, description="Peak learning rate; empty: the phase config's value.")
     max_length: int | None = Field(default=None, ge=1, description="Token limit per record (and per packed row); empty: the phase config's value.")
+    checkpoint_every: int | None = Field(default=None, ge=1, description="Steps between resume checkpoints (each writes the weights and optimizer state); empty: the phase config's value.")
 
 
 def _checkpoint_asset(phase: int, start_from: str) -> dg.AssetsDefinition:
@@ -61,7 +62,8 @@ def _checkpoint_asset(phase: int, start_from: str) -> dg.AssetsDefinition:
             "model_dir": start,
             "dataset": layout.sft / f"phase{phase}.jsonl",
             "output_dir": out,
-            **{k: v for k, v in {"max_steps": config.max_steps, "lr": config.learning_rate, "max_length": config.max_length}.items() if v is not None},
+            **{k: v for k, v in {"max_steps": config.max_steps, "lr": config.learning_rate, "max_length": config.max_length,
+                                  "checkpoint_every": config.checkpoint_every}.items() if v is not None},
             **({"max_steps": "null", "epochs": config.epochs} if config.epochs else {}),
         }
         config_path = Path(str(resources.files("agentscaler_dagster.sft") / "configs" / f"phase{phase}.yaml"))
