@@ -14,7 +14,7 @@ import pytest
 
 from agentscaler_dagster.contracts import HttpBinding, ToolSource, ToolSpec
 from agentscaler_dagster.domains import DomainConfig, discover_domains, tool_text
-from agentscaler_dagster.domains.auto import HIGH, LOW, auto_threshold, kth_similarities, typical_size
+from agentscaler_dagster.domains.auto import HIGH, LOW, RESOLUTION_GRID, auto_resolution, auto_threshold, kth_similarities, typical_size
 from agentscaler_dagster.domains.labels import make_labels, short_title
 
 
@@ -74,7 +74,9 @@ def test_default_config_chooses_and_records_its_settings(tmp_path):
     rep = a.report
     assert rep["threshold"] == rep["auto"]["threshold"]["value"] and LOW <= rep["threshold"] <= HIGH
     assert rep["resolution"] == rep["auto"]["resolution"]["value"]
-    assert rep["auto"]["resolution"]["tried"][0]["resolution"] == 0.25
+    tried = rep["auto"]["resolution"]["tried"]
+    # the top of the grid first, then from the bottom up to the first value under the target
+    assert tried[0]["resolution"] == RESOLUTION_GRID[-1] and tried[1]["resolution"] == RESOLUTION_GRID[0]
     assert len(a.domains) == 2
     on_disk = json.loads((tmp_path / "a" / "domains_report.json").read_text())
     assert on_disk["auto"] == json.loads(json.dumps(rep["auto"]))
@@ -114,3 +116,26 @@ def test_split_min_tools_keeps_a_small_corpus_api_whole(tmp_path):
     assert sorted(len(d.tool_ids) for d in whole.domains) == [8, 8] and whole.report["giant_splits"] == []
     split = discover_domains(tools, tmp_path / "b", cfg.model_copy(update={"split_min_tools": 1}))
     assert max(len(d.tool_ids) for d in split.domains) <= 4 and split.report["giant_splits"]
+
+
+def test_auto_resolution_tries_the_top_first_and_returns_the_chosen_membership():
+    def fake_detect(sizes):
+        calls = []
+
+        def detect(g, *, resolution, seed):
+            calls.append(resolution)
+            size = sizes[resolution]
+            return np.repeat(np.arange(100 // size), size)  # 100 tools in communities of `size`
+
+        return detect, calls
+
+    # a corpus too big for the grid: the top stays above the target, so it is chosen after one run
+    detect, calls = fake_detect({r: 50 for r in RESOLUTION_GRID})
+    chosen, info, membership = auto_resolution(None, detect, seed=0, target=40)
+    assert chosen == RESOLUTION_GRID[-1] and calls == [RESOLUTION_GRID[-1]] and typical_size(membership) == 50
+    # otherwise the smallest grid value under the target, found from the bottom, with that value's membership
+    sizes = {r: (50 if r < 1.0 else 25) for r in RESOLUTION_GRID}
+    detect, calls = fake_detect(sizes)
+    chosen, info, membership = auto_resolution(None, detect, seed=0, target=40)
+    assert chosen == 1.0 and calls == [RESOLUTION_GRID[-1], 0.25, 0.35, 0.5, 0.7, 1.0]
+    assert typical_size(membership) == 25 and [t["resolution"] for t in info["tried"]] == calls

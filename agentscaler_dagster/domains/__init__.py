@@ -196,12 +196,14 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     # -- communities -> domains
     resolution = config.resolution
     if resolution is None:
-        resolution, auto["resolution"] = auto_resolution(
+        resolution, auto["resolution"], membership = auto_resolution(
             g, lambda gr, resolution, seed: detect(gr, algorithm=config.algorithm, objective=config.objective,
                                                    resolution=resolution, seed=seed), seed=config.seed)
-    say(f"{config.algorithm} on {graph.n_edges} edges (resolution {resolution})")
-    membership = detect(g, algorithm=config.algorithm, objective=config.objective,
-                        resolution=resolution, seed=config.seed)
+        say(f"{config.algorithm} on {graph.n_edges} edges (resolution {resolution}, chosen)")
+    else:
+        say(f"{config.algorithm} on {graph.n_edges} edges (resolution {resolution})")
+        membership = detect(g, algorithm=config.algorithm, objective=config.objective,
+                            resolution=resolution, seed=config.seed)
     n_communities_raw = int(membership.max()) + 1 if n else 0
     raw_modularity = modularity(g, membership)
     floor = config.attach_floor if config.attach_floor is not None else threshold - 0.2

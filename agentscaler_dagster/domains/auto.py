@@ -10,7 +10,8 @@ for different text representations and corpora (benchmarks/RESULTS.md, Domain qu
 Resolution (``resolution=None``): from a target range of domain sizes. Leiden runs on the tool graph at each
 resolution of ``RESOLUTION_GRID``; the chosen one is the smallest whose *typical domain size* (the size of
 the community the median tool sits in, so that many tiny communities do not count for more than the tools in
-them) is at most ``TARGET_SIZE``; when even the largest grid value stays above, the largest. A domain's tools
+them) is at most ``TARGET_SIZE``; when even the largest grid value stays above, the largest (tried first, so
+a corpus too big for the grid costs one Leiden run, not nine). A domain's tools
 all go into an agent's prompt and its environment: a few dozen tools is what one environment can hold.
 """
 
@@ -62,18 +63,32 @@ def typical_size(membership: np.ndarray) -> int:
     return int(np.sort(sizes)[len(sizes) // 2])
 
 
-def auto_resolution(g, detect, *, seed: int, target: int = TARGET_SIZE) -> tuple[float, dict]:
-    """(resolution, how it was chosen): the smallest grid resolution whose typical domain size is <= target.
+def auto_resolution(g, detect, *, seed: int, target: int = TARGET_SIZE) -> tuple[float, dict, np.ndarray]:
+    """(resolution, how it was chosen, its membership): the smallest grid resolution whose typical domain size
+    is <= target.
 
-    ``detect(g, resolution=..., seed=...)`` returns a membership array (the configured algorithm).
+    ``detect(g, resolution=..., seed=...)`` returns a membership array (the configured algorithm). The top of
+    the grid is tried first: the typical size falls as the resolution rises (nearly strictly: on the whole
+    APIs-guru directory 677 tools at 0.25, 587 at 0.35, 625 at 0.5, ..., 255 at 4.0), so when the top is still
+    above the target no lower value reaches it, and the eight other Leiden runs on a million-edge graph
+    (about 60 s) are skipped. Otherwise the grid is scanned from the bottom as before. The chosen resolution's
+    membership is returned so that the caller does not run the same detection again.
     """
     tried = []
-    chosen = RESOLUTION_GRID[-1]
-    for res in RESOLUTION_GRID:
-        size = typical_size(detect(g, resolution=res, seed=seed))
+    runs: dict[float, np.ndarray] = {}
+
+    def size_at(res: float) -> int:
+        runs[res] = detect(g, resolution=res, seed=seed)
+        size = typical_size(runs[res])
         tried.append({"resolution": res, "typical_size": size})
-        if size <= target:
-            chosen = res
-            break
+        return size
+
+    chosen = RESOLUTION_GRID[-1]
+    if size_at(chosen) <= target:
+        for res in RESOLUTION_GRID[:-1]:
+            if size_at(res) <= target:
+                chosen = res
+                break
     return chosen, {"rule": f"smallest of {list(RESOLUTION_GRID)} whose typical domain size (the median tool's "
-                            f"community) is <= {target} tools", "tried": tried, "value": chosen}
+                            f"community) is <= {target} tools; the largest when even that one is above",
+                    "tried": tried, "value": chosen}, runs[chosen]
