@@ -220,6 +220,9 @@ def materialize_all(
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     defs = build_defs(artifacts_root)
     # every job's config is checked before the first run starts: a typo must not cost a corpus run
+    unknown = [job for job in jobs if job not in JOBS]
+    if unknown:
+        raise ConfigError(f"unknown job(s) {', '.join(unknown)}; valid: {', '.join(JOBS)}")
     overrides = validate_overrides(defs, profile, overrides)
     instance = instance or open_instance()
     summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}}
@@ -248,9 +251,6 @@ def materialize_all(
         seconds = summary["seconds"][job_name]
         log(f"[{job_name}] {'ok' if outcome.success else 'FAILED'} in {_clock(seconds)} (run {outcome.run_id})")
 
-    unknown = [job for job in jobs if job not in JOBS]
-    if unknown:
-        raise ConfigError(f"unknown job(s) {', '.join(unknown)}; valid: {', '.join(JOBS)}")
     if "corpus_job" in jobs:
         log("[corpus_job] ingest, tool graph, domains ...")
         outcome = run("corpus_job")
@@ -408,7 +408,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("materialize", help="materialise the whole asset graph on a Dagster instance ($DAGSTER_HOME)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="default: the embedded default; smoke: a small slice")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="default: the embedded default; smoke: a small slice; headline: the settings of benchmarks/bench_headline.py")
     parser.add_argument("--artifacts", help="artifact root (default: $AGENTSCALER_ARTIFACTS or ./artifacts)")
     parser.add_argument("--verbose", action="store_true", help="print every Dagster event (DEBUG) to the console too")
     parser.add_argument("--config", help='JSON of per-asset config overrides, e.g. \'{"tasks": {"n_tasks": 20}}\'')

@@ -16,7 +16,7 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from agentscaler_dagster.definitions import build_defs
-from agentscaler_dagster.pipeline_cli import ConfigError, validate_overrides
+from agentscaler_dagster.pipeline_cli import PROFILES, ConfigError, materialize_all, validate_overrides
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,19 @@ def defs(tmp_path_factory):
 def test_asset_names_map_to_their_ops(defs):
     resolved = validate_overrides(defs, "default", {"domains": {"max_domain_share": 0.2}, "tasks": {"n_tasks": 3}})
     assert resolved == {"tool_graph_and_domains": {"max_domain_share": 0.2}, "tasks": {"n_tasks": 3}}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_is_valid_config_for_every_job(defs, profile):
+    # a profile is only read when its run starts; a stale field name must fail here, not an hour into a run
+    validate_overrides(defs, profile, {})
+
+
+def test_unknown_jobs_are_refused_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with pytest.raises(ConfigError, match="unknown job.s. domain_jobs; valid: corpus_job, domain_job, training_job"):
+        materialize_all(artifacts_root=str(tmp_path / "artifacts"), jobs=("domain_jobs",), log=lambda line: None)
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "home").exists()
 
 
 @pytest.mark.parametrize("overrides, says", [

@@ -12,6 +12,7 @@ from agentscaler_dagster.envgen.fieldmatch import FieldMatcher
 from agentscaler_dagster.envgen.kinds import KINDS, kinds_markdown
 from agentscaler_dagster.envgen.package import (
     EnvironmentManifest,
+    PackageManifest,
     build_environment,
     build_environment_from_snapshot,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "CodeGenerator",
     "EnvironmentManifest",
     "FieldMatcher",
+    "PackageManifest",
     "ProgrammaticCodeGenerator",
     "ToolCheck",
     "ToolSemantics",

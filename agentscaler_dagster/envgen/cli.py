@@ -1,8 +1,9 @@
 """`agentscaler environments`: corpus + domains in, one environment package per domain out (no Dagster needed).
 
 Writes ``OUT/<domain_id>/`` (see package.py) and ``OUT/environments_report.json``: per domain its tools,
-tool kinds, dependency edges, validation status and each failed property by tool, plus the totals (share of
-tools with a kind other than ``other``, share of domains that pass semantic validation, failure reasons).
+tool kinds, dependency edges, validation status, each failed property by tool and the tools quarantined (left
+out, with the reason: see package.py), plus the totals (share of tools with a kind other than ``other``, share
+of domains that pass semantic validation, domains kept by quarantine, failure reasons).
 Exit 0 when it ran, even where some domains failed validation; 2 with a one-line reason when it could not.
 """
 
@@ -62,6 +63,8 @@ def build_all(tools: list[ToolSpec], domains: dict[str, Domain], out: Path, *, s
                 "semantic_valid": report.get("semantic_valid", False), "pass_rate": manifest.pass_rate,
                 "failed_properties": {t["tool"]: t["failed"] for t in report.get("semantics", []) if t["failed"]},
                 "run_failures": {t["tool"]: t["error"] for t in report.get("tools", []) if not t["ok"]},
+                "quarantined_tools": report.get("quarantined_tools", {}),
+                "quarantine_note": report.get("quarantine_note"),
             })
             if progress:
                 progress(f"{domain_id}: {manifest.n_tools} tools, valid={rows[-1]['semantic_valid']}")
@@ -81,9 +84,12 @@ def summarise(rows: list[dict]) -> dict:
         for failed in r["failed_properties"].values():
             reasons.update(f.split(":")[0] for f in failed)
     valid = sum(1 for r in built if r["semantic_valid"] and r["usable"])
+    saved = [r for r in built if r["usable"] and r.get("quarantined_tools")]
     return {
         "domains": len(rows), "built": len(built), "errors": len(rows) - len(built),
         "valid_domains": valid, "valid_share": round(valid / len(rows), 4) if rows else 0.0,
+        "domains_with_quarantine": len(saved),
+        "quarantined_tools": sum(len(r["quarantined_tools"]) for r in saved),
         "tools": n_tools, "typed_share": round(1 - kinds.get("other", 0) / n_tools, 4) if n_tools else 0.0,
         "kinds": dict(sorted(kinds.items())), "failure_reasons": dict(reasons.most_common(12)),
     }

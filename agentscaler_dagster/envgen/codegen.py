@@ -210,6 +210,17 @@ def _page(rows, arguments, limit_params, offset_params, page_params, sort_params
 '''
 
 
+def _signature(spec: ToolSpec) -> str:
+    """``state, **arguments``; ``state, /, **arguments`` when the tool has a parameter named ``state``.
+
+    The runtime calls ``fn(state, **arguments)`` with the database first, positionally; an argument named
+    ``state`` (OAuth's, say) would meet the database's name twice (``got multiple values for argument
+    'state'``). Positional-only, the database's name is free for ``**arguments`` to take. Tools without such
+    a parameter keep the plain signature (their code stays byte for byte what it was).
+    """
+    return "state, /, **arguments" if "state" in (spec.parameters.get("properties") or {}) else "state, **arguments"
+
+
 def _roles(binding: dict, *roles: str) -> list[tuple[str, dict]]:
     return [(p, r) for p, r in sorted(binding["params"].items()) if r["role"] in roles]
 
@@ -483,4 +494,4 @@ class ProgrammaticCodeGenerator:
             emit("record['action_count'] = (record.get('action_count') or 0) + 1")
             emit("return record")
         text = "\n".join("    " + line for line in body)
-        return f'\n\ndef {fn}(state, **arguments):\n    """{doc}"""\n{text}'
+        return f'\n\ndef {fn}({_signature(spec)}):\n    """{doc}"""\n{text}'

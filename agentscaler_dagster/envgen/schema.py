@@ -45,7 +45,7 @@ from agentscaler_dagster.envgen.naming import (
     split_name,
     to_snake,
 )
-from agentscaler_dagster.sandbox.argcheck import json_type
+from agentscaler_dagster.sandbox.argcheck import check_value, json_type
 
 _TERMINAL = frozenset({"cancelled", "closed", "archived", "revoked", "voided", "rejected", "refunded",
                        "returned", "declined", "ended", "completed", "delivered"})
@@ -68,7 +68,11 @@ def _field_schema(schema: Any) -> dict:
         t = "object" if "properties" in schema else "array" if "items" in schema else "string"
     out["type"] = t
     if isinstance(schema.get("enum"), list) and schema["enum"]:
-        out["enum"] = [v for v in schema["enum"] if v is not None][:50]
+        # specs put a string enum on an array (the items' values) or "true"/"false" on a boolean: values of
+        # another type than the field's would make every record that holds one invalid, so they are left out
+        values = [v for v in schema["enum"] if v is not None and check_value(v, {"type": t}, "v") is None]
+        if values or not any(v is not None for v in schema["enum"]):
+            out["enum"] = values[:50]
     if isinstance(schema.get("format"), str):
         out["format"] = schema["format"]
     if t == "array":
@@ -481,6 +485,10 @@ class SchemaBuilder:
                 fs = coll["fields"].get(field)
                 if fs is None or ref not in self.collections or field == coll["id_field"]:
                     continue
+                if "enum" in fs:
+                    # a reference holds the ids of the records it names; a spec's enum of codes (a market's
+                    # locale, a product code) is not those ids, and no record could hold both
+                    fs = coll["fields"][field] = {k: v for k, v in fs.items() if k != "enum"}
                 id_t = self.collections[ref]["id_type"]
                 if fs.get("type") == "array":
                     if (fs.get("items") or {}).get("type") not in ("string", "integer"):

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from agentscaler_dagster.contracts import ToolSpec, state_hash
 from agentscaler_dagster.envgen.kinds import PRICE_WORDS, QUANTITY_WORDS, pick
@@ -49,10 +49,25 @@ class ValidationReport(BaseModel):
     semantics: list[ToolSemantics] = Field(default_factory=list, description="Property checks by kind, per tool.")
     semantic_valid: bool = False
     usable: bool = False
+    quarantined_tools: dict[str, str] = Field(
+        default_factory=dict, description="Tools left out of the package (package.py's quarantine) -> why; the "
+                                          "other fields describe the tools that remain.")
+    quarantine_note: str | None = Field(
+        default=None, description="Why a domain with failing tools was not saved by leaving them out.")
 
     @property
     def failures(self) -> list[ToolCheck]:
         return [t for t in self.tools if not t.ok]
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_quarantine(self, handler):
+        # a domain that needed no quarantine writes the same validation.json bytes as before it existed
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("quarantined_tools", "quarantine_note"):
+                if not data.get(key):
+                    data.pop(key, None)
+        return data
 
 
 def _base_type(schema: Any) -> str:
