@@ -37,7 +37,7 @@ _MODEL_NAMES = {"base": "base", "phase1": "phase1", "phase2": "agentscaler"}
 @dg.asset(
     deps=["phase2_checkpoint", "phase1_checkpoint", "base_model", "tasks", "environment"],
     group_name="evaluation",
-    code_version="3",  # 3: episodes written one by one, resumed after a kill
+    code_version="4",  # 3: episodes written one by one, resumed after a kill; 4: server settings in the resume key
     kinds={"json"},
     pool="gpu",  # a local model generates here (in-process or through a managed vLLM server)
 )
@@ -114,7 +114,10 @@ def evaluation(
             progress=progress,
             # written one by one: a run killed midway resumes where it stopped
             episodes_path=layout.evaluation / "episodes.jsonl",
-            resume_key=f"{config.generator}/{config.user}",
+            # the server's settings decide some outcomes (a prompt over max_model_len is refused): a result
+            # played under other settings is not reused
+            resume_key=f"{config.generator}/{config.user}" + (
+                f"/{content_hash(vllm_server.model_dump(mode='json', exclude={'host', 'port', 'log_dir', 'startup_timeout_s'}))[:12]}" if config.generator == "vllm" else ""),
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}

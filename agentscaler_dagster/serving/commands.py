@@ -33,7 +33,7 @@ class VLLMSettings:
     python: str = ""
     device: Literal["cpu", "gpu"] = "cpu"
     dtype: str = "bfloat16"
-    max_model_len: int = 2048
+    max_model_len: int = 8192
     chat_template: str | None = None
     tool_call_parser: str | None = "hermes"
     tensor_parallel_size: int = 1
