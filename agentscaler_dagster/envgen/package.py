@@ -297,6 +297,14 @@ def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path
             min_pass_rate=min_pass_rate, runtime=runtime)
         return _Parts(kept, schema, graph, states, source, name, report, attempts)
 
+    return _build_and_write(build, tools, code_generator, out_dir, domain=domain, seed=seed, skipped=skipped,
+                            field_matcher=field_matcher, policy_writer=policy_writer)
+
+
+def _build_and_write(build, tools: list[ToolSpec], code_generator: CodeGenerator | None, out_dir: str | Path, *,
+                     domain: Domain, seed: int, skipped: list[str], field_matcher: FieldMatcher | None,
+                     policy_writer: PolicyWriter | None = None) -> PackageManifest:
+    """``build(tools, generator)`` once, then without the tools it failed on (``_quarantine``), then written."""
     first = build(tools, code_generator)
     # an unusable first build holds the programmatic generator's code (a plug-in's is kept only when usable),
     # and its report named the failing tools: the rebuilds use that generator too
@@ -365,10 +373,5 @@ def build_environment_from_snapshot(domain: Domain, tool_specs: list[ToolSpec], 
             min_pass_rate=min_pass_rate, runtime=runtime)
         return _Parts(kept, schema, graph, states, source, name, report, attempts)
 
-    first = build(tools, code_generator)
-    parts, quarantined = _quarantine(first, lambda kept: build(kept, None))
-    return _write_package(Path(out_dir), domain=domain, tools=parts.tools, schema=parts.schema,
-                          source=parts.source, graph=parts.graph, states=parts.states, report=parts.report,
-                          seed=seed, generator=parts.generator, attempts=first.attempts, skipped=skipped,
-                          quarantined=quarantined,
-                          edge_matcher=field_matcher.matcher_id if field_matcher else "name")
+    return _build_and_write(build, tools, code_generator, out_dir, domain=domain, seed=seed, skipped=skipped,
+                            field_matcher=field_matcher)
