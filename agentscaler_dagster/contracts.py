@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 def canonical_json(value: Any) -> str:
@@ -241,7 +241,18 @@ class EnvironmentManifest(BaseModel):
     skipped_tools: list[str] = Field(default_factory=list)
     files: dict[str, str] = Field(description="Relative path -> sha256 of the file's bytes.")
     content_hash: str = Field(description="Hash over the file hashes: the package's data version.")
+    quarantined_tools: dict[str, str] = Field(
+        default_factory=dict, description="Tool name -> why it was left out of the package (envgen's quarantine); "
+                                          "the other fields describe the tools that remain.")
     package_dir: str | None = Field(default=None, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_quarantine(self, handler):
+        # written only when there are any: a package that needed no quarantine keeps the bytes it had before
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("quarantined_tools"):
+            data.pop("quarantined_tools", None)
+        return data
 
 
 @runtime_checkable

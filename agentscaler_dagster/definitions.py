@@ -6,9 +6,16 @@ import os
 
 import dagster as dg
 
-from agentscaler_dagster.assets import all_assets, benchmark_assets, corpus_assets, dataset_assets, domain_assets, training_assets
+from agentscaler_dagster.assets import (
+    all_assets,
+    benchmark_assets,
+    corpus_assets,
+    dataset_assets,
+    domain_assets,
+    export_assets,
+    training_assets,
+)
 from agentscaler_dagster.assets.automation import automation_sensor
-from agentscaler_dagster.assets.export import tau2_export
 from agentscaler_dagster.resources import (
     ArtifactStore,
     DeepSpeedTrainer,
@@ -23,6 +30,7 @@ corpus_job = dg.define_asset_job(
     "corpus_job",
     selection=dg.AssetSelection.assets(*corpus_assets),
     description="Ingest the corpus, build the tool graph, discover domains (registers `domain` partitions).",
+    executor_def=dg.in_process_executor,
 )
 domain_job = dg.define_asset_job(
     "domain_job",
@@ -36,6 +44,8 @@ training_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*training_assets),
     description="SFT datasets, base model, phase 1 and phase 2 checkpoints, evaluation.",
     tags={"agentscaler/accelerator": "gpu"},
+    # training runs in its own DeepSpeed processes (Pipes) already; a process per step would only add start-ups
+    executor_def=dg.in_process_executor,
 )
 
 # Not one of `agentscaler materialize`'s jobs (pipeline_cli.JOBS): a public benchmark is run when asked for,
@@ -50,7 +60,7 @@ benchmark_job = dg.define_asset_job(
 # Not one of `agentscaler materialize`'s jobs either: the tau2-bench export of the held-out domains, when asked for.
 export_job = dg.define_asset_job(
     "export_job",
-    selection=dg.AssetSelection.assets(tau2_export),
+    selection=dg.AssetSelection.assets(*export_assets),
     description="Held-out tasks and environments in tau2-bench's format (artifacts/exports/tau2).",
 )
 
@@ -83,7 +93,7 @@ def default_resources(artifacts_root: str | None = None) -> dict:
 def build_defs(artifacts_root: str | None = None) -> dg.Definitions:
     """The code location; ``artifacts_root`` overrides $AGENTSCALER_ARTIFACTS (tests, the CLI)."""
     return dg.Definitions(
-        assets=[*all_assets, tau2_export],
+        assets=[*all_assets, *export_assets],
         jobs=[corpus_job, domain_job, training_job, benchmark_job, export_job],
         schedules=[weekly_corpus_schedule],
         sensors=[pipeline_automation],

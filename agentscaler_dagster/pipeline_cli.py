@@ -1,8 +1,12 @@
 """`agentscaler materialize`: the whole asset graph, stage by stage, on a Dagster instance.
 
 Runs the three jobs of the code location in order (corpus and domains; one run per domain;
-training and evaluation) with in-process execution, so every run, materialisation and check
-is recorded in the instance at $DAGSTER_HOME and shows in `dagster dev`.
+training and evaluation). Each run is launched as the UI launches one: created against the code location
+(served by a gRPC code server this command starts) and handed to the instance's run launcher, which runs it
+in its own worker process; so every run, materialisation and check is recorded in the instance at
+$DAGSTER_HOME, listed under its job, re-executable from the UI, and watched by the daemon's run monitoring.
+``launch="in_process"`` (``--in-process``) executes the runs in this process instead (a debugger, an
+ephemeral instance).
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ PROFILES: dict[str, dict] = {
 JOBS = ("corpus_job", "domain_job", "training_job")
 
 # The UI lists a job's runs by job name and the hidden `.dagster/repository` tag ("<repository>@<location>"),
-# which only runs launched against a code location get. The CLI runs in this process, so it sets the tag
-# itself: the name of the location in workspace.yaml, pyproject's [tool.dagster] and the compose deployment.
+# which runs launched against a code location get; in-process runs (``--in-process``) set it themselves. The
+# name is the location's in workspace.yaml, pyproject's [tool.dagster] and the compose deployment.
 CODE_LOCATION = os.environ.get("AGENTSCALER_CODE_LOCATION", "agentscaler_dagster")
 
 
@@ -149,34 +153,181 @@ def open_instance():
     return instance
 
 
+def _gone_worker(instance, run) -> int | None:
+    """The pid of ``run``'s process when that process is gone (None: alive, unknown, or this process)."""
+    import dagster as dg
+
+    starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+    pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event else None
+    if pid is None or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+        return None  # still running
+    except ProcessLookupError:
+        return pid
+    except PermissionError:
+        return None  # another user's live process
+
+
+def _fail_dead_run(instance, run, pid: int) -> None:
+    instance.report_run_failed(run, message=f"process {pid} of this run is gone; failed by agentscaler")
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
 def reap_dead_runs(instance, log=print) -> list[str]:
     """Fail the runs this machine started whose process is gone, and free their pool slots.
 
     A run killed mid-step (a kill -9, an out-of-memory kill) stays STARTED and keeps its `gpu` pool slot,
-    so every later run waits on that pool forever. The daemon's run monitoring covers runs it launched;
-    in-process runs of this CLI have nobody to watch them, so the CLI checks before it starts.
+    so every later run waits on that pool forever. The daemon's run monitoring covers runs when it is on;
+    without it nobody watches them, so the CLI checks before it starts.
     """
     import dagster as dg
 
     reaped = []
     for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
                                                          dg.DagsterRunStatus.STARTING])):
-        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
-        pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event else None
-        if pid is None or pid == os.getpid():
+        pid = _gone_worker(instance, run)
+        if pid is None:
             continue
-        try:
-            os.kill(pid, 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # another user's live process
-        instance.report_run_failed(run, message=f"process {pid} of this run is gone; failed by agentscaler")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        _fail_dead_run(instance, run, pid)
         reaped.append(run.run_id)
         log(f"run {run.run_id} ({run.job_name}) had died with its process {pid}: marked failed, pool slots freed")
     return reaped
+
+
+class RunOutcome:
+    """What the CLI needs of a finished run, whichever way it ran."""
+
+    def __init__(self, run_id: str, success: bool):
+        self.run_id, self.success = run_id, success
+
+
+class InProcessRuns:
+    """Runs executed in this process (``execute_in_process``), tagged with the code location's name."""
+
+    def __init__(self, defs, instance):
+        self.defs, self.instance = defs, instance
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def run(self, job_name: str, run_config: dict, *, partition_key: str | None = None,
+            asset_selection: list | None = None) -> RunOutcome:
+        outcome = self.defs.resolve_job_def(job_name).execute_in_process(
+            run_config=run_config, instance=self.instance, partition_key=partition_key,
+            asset_selection=asset_selection, raise_on_error=False, tags=cli_run_tags())
+        return RunOutcome(outcome.run_id, outcome.success)
+
+
+class LaunchedRuns:
+    """Runs created against the code location and launched by the instance's run launcher, as the UI does.
+
+    Entering starts the code location's gRPC code server (``dagster api grpc`` on
+    ``agentscaler_dagster.definitions``, the name ``CODE_LOCATION``) and fails with its load error if the
+    location does not load. ``run`` creates the run from the location's job snapshot and execution plan,
+    hands it to ``instance.launch_run`` (the launcher, not the queue: a queued run would wait for a daemon
+    that may not be running) and waits for it. Interrupting the wait terminates the run through the launcher.
+    """
+
+    MODULE = "agentscaler_dagster.definitions"
+
+    def __init__(self, instance, *, artifacts_root: str | None = None, poll_seconds: float = 0.25):
+        self.instance, self.poll_seconds = instance, poll_seconds
+        self.artifacts_root = artifacts_root
+        self._context = None
+
+    def __enter__(self):
+        import dagster as dg
+        from dagster._core.workspace.context import WorkspaceProcessContext
+        from dagster._core.workspace.load_target import ModuleTarget
+
+        if self.artifacts_root:
+            # the code server reads its default artifact root at import; the runs also get it as resource config
+            os.environ["AGENTSCALER_ARTIFACTS"] = str(self.artifacts_root)
+        target = ModuleTarget(module_name=self.MODULE, attribute="defs", working_directory=os.getcwd(),
+                              location_name=CODE_LOCATION)
+        self._context = WorkspaceProcessContext(self.instance, target, version=dg.__version__,
+                                                code_server_log_level="WARNING")
+        self._context.__enter__()
+        workspace = self._context.create_request_context()
+        error = workspace.get_code_location_error(CODE_LOCATION)
+        if error is not None:
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"the code location {CODE_LOCATION} ({self.MODULE}) did not load: {error.to_string()}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._context is not None:
+            context, self._context = self._context, None
+            context.__exit__(None, None, None)
+
+    def create(self, job_name: str, run_config: dict, *, partition_key: str | None = None,
+               asset_selection: list | None = None):
+        from dagster._core.definitions.selector import JobSubsetSelector
+
+        workspace = self._context.create_request_context()
+        location = workspace.get_code_location(CODE_LOCATION)
+        [repository] = location.get_repositories().values()
+        selector = JobSubsetSelector(location_name=CODE_LOCATION, repository_name=repository.name,
+                                     job_name=job_name, op_selection=None, asset_selection=asset_selection)
+        remote_job = location.get_job(selector)
+        plan = location.get_execution_plan(remote_job, run_config, step_keys_to_execute=None, known_state=None,
+                                           instance=self.instance).execution_plan_snapshot
+        tags = {**remote_job.tags, **cli_run_tags()}
+        if partition_key is not None:
+            tags["dagster/partition"] = partition_key
+        return self.instance.create_run(
+            job_name=job_name, run_id=None, run_config=run_config, resolved_op_selection=None,
+            step_keys_to_execute=plan.step_keys_to_execute, op_selection=None, status=None, root_run_id=None,
+            parent_run_id=None, tags=tags, job_snapshot=remote_job.job_snapshot, execution_plan_snapshot=plan,
+            parent_job_snapshot=remote_job.parent_job_snapshot, remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+            asset_selection=frozenset(asset_selection) if asset_selection else None, asset_check_selection=None,
+            asset_graph=repository.asset_graph,
+        )
+
+    def run(self, job_name: str, run_config: dict, *, partition_key: str | None = None,
+            asset_selection: list | None = None) -> RunOutcome:
+        import dagster as dg
+
+        if self.artifacts_root:
+            run_config = {**run_config, "resources": {**run_config.get("resources", {}),
+                                                      "artifacts": {"config": {"root": str(self.artifacts_root)}}}}
+        created = self.create(job_name, run_config, partition_key=partition_key, asset_selection=asset_selection)
+        self.instance.launch_run(created.run_id, self._context.create_request_context())
+        last_look = time.monotonic()
+        try:
+            while True:
+                run = self.instance.get_run_by_id(created.run_id)
+                if run.is_finished:
+                    return RunOutcome(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS)
+                if time.monotonic() - last_look > 5:
+                    # a worker killed from outside (OOM) never reports: do not wait on it forever
+                    last_look = time.monotonic()
+                    pid = _gone_worker(self.instance, run) if run.status == dg.DagsterRunStatus.STARTED else None
+                    if pid is not None and not self.instance.get_run_by_id(run.run_id).is_finished:
+                        _fail_dead_run(self.instance, run, pid)
+                        return RunOutcome(run.run_id, False)
+                time.sleep(self.poll_seconds)
+        except BaseException:
+            self.instance.run_launcher.terminate(created.run_id)
+            raise
+
+
+LAUNCH_MODES = ("launcher", "in_process")
+
+
+def open_runs(launch: str, defs, instance, artifacts_root: str | None):
+    """The way runs are started: ``LaunchedRuns`` against the code location, or ``InProcessRuns`` on ``defs``."""
+    if launch == "launcher":
+        return LaunchedRuns(instance, artifacts_root=artifacts_root)
+    if launch == "in_process":
+        return InProcessRuns(defs, instance)
+    raise ConfigError(f"unknown launch mode {launch!r}; valid: {', '.join(LAUNCH_MODES)}")
 
 
 def _clock(seconds: float) -> str:
@@ -202,11 +353,14 @@ def _write_run_log(instance, run_id: str, label: str, path: Path) -> None:
 def materialize_all(
     *, instance=None, artifacts_root: str | None = None, profile: str = "default", overrides: dict | None = None,
     log=print, log_file: str | Path | None = None, console_level: str = "WARNING", jobs: tuple[str, ...] = JOBS,
+    launch: str = "launcher",
 ) -> dict:
     """Materialise every asset of ``jobs`` (by default all three, in order); returns a summary with the run ids, seconds and any failed domains.
 
-    The console shows one progress line per run (done/total, rate, ETA) and Dagster's messages at
-    ``console_level`` or above; every event of every run goes to ``log_file`` when one is given.
+    ``launch``: ``"launcher"`` (runs launched against the code location by the instance's run launcher, each
+    in its own worker process) or ``"in_process"`` (``execute_in_process`` here). The console shows one
+    progress line per run (done/total, rate, ETA) and Dagster's messages at ``console_level`` or above; every
+    event of every run goes to ``log_file`` when one is given.
     """
     import warnings
 
@@ -223,23 +377,23 @@ def materialize_all(
     unknown = [job for job in jobs if job not in JOBS]
     if unknown:
         raise ConfigError(f"unknown job(s) {', '.join(unknown)}; valid: {', '.join(JOBS)}")
+    if launch not in LAUNCH_MODES:
+        raise ConfigError(f"unknown launch mode {launch!r}; valid: {', '.join(LAUNCH_MODES)}")
     overrides = validate_overrides(defs, profile, overrides)
     instance = instance or open_instance()
-    summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}}
+    summary: dict = {"runs": {}, "failed_domains": {}, "seconds": {}, "launch": launch}
     log_path = Path(log_file) if log_file else None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text("")
 
+    runs = open_runs(launch, defs, instance, artifacts_root)
+
     def run(job_name: str, partition_key: str | None = None):
         started = time.monotonic()
-        job = defs.resolve_job_def(job_name)
         run_config = run_config_for(defs, profile, job_name, overrides)
         run_config["loggers"] = {"console": {"config": {"log_level": console_level}}}
-        outcome = job.execute_in_process(
-            run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
-            tags=cli_run_tags(),
-        )
+        outcome = runs.run(job_name, run_config, partition_key=partition_key)
         label = job_name if partition_key is None else f"{job_name}[{partition_key}]"
         summary["runs"][label] = outcome.run_id
         summary["seconds"][label] = round(time.monotonic() - started, 1)
@@ -251,33 +405,34 @@ def materialize_all(
         seconds = summary["seconds"][job_name]
         log(f"[{job_name}] {'ok' if outcome.success else 'FAILED'} in {_clock(seconds)} (run {outcome.run_id})")
 
-    if "corpus_job" in jobs:
-        log("[corpus_job] ingest, tool graph, domains ...")
-        outcome = run("corpus_job")
-        stage_done("corpus_job", outcome)
-        if not outcome.success:
-            raise RuntimeError(f"corpus_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
-    domains = instance.get_dynamic_partitions(domain_partitions.name) if "domain_job" in jobs else []
-    if "domain_job" in jobs:
-        log(f"[domain_job] {len(domains)} domains")
-    started = time.monotonic()
-    for index, domain_id in enumerate(domains, 1):
-        ok = run("domain_job", domain_id).success
-        if not ok:
-            summary["failed_domains"][domain_id] = summary["runs"][f"domain_job[{domain_id}]"]
-        elapsed = time.monotonic() - started
-        rate = index / elapsed if elapsed > 0 else 0.0
-        eta = (len(domains) - index) / rate if rate else 0.0
-        log(f"[domain_job] {index}/{len(domains)} done, {len(summary['failed_domains'])} failed, "
-            f"{rate * 60:.1f}/min, ETA {_clock(eta)}  {domain_id}{'' if ok else '  FAILED'}")
-    if "domain_job" in jobs:
-        summary["seconds"]["domain_job"] = round(time.monotonic() - started, 1)
-    if "training_job" in jobs:
-        log("[training_job] SFT datasets, base model, phase 1, phase 2, evaluation ...")
-        outcome = run("training_job")
-        stage_done("training_job", outcome)
-        if not outcome.success:
-            raise RuntimeError(f"training_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
+    with runs:
+        if "corpus_job" in jobs:
+            log("[corpus_job] ingest, tool graph, domains ...")
+            outcome = run("corpus_job")
+            stage_done("corpus_job", outcome)
+            if not outcome.success:
+                raise RuntimeError(f"corpus_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
+        domains = instance.get_dynamic_partitions(domain_partitions.name) if "domain_job" in jobs else []
+        if "domain_job" in jobs:
+            log(f"[domain_job] {len(domains)} domains")
+        started = time.monotonic()
+        for index, domain_id in enumerate(domains, 1):
+            ok = run("domain_job", domain_id).success
+            if not ok:
+                summary["failed_domains"][domain_id] = summary["runs"][f"domain_job[{domain_id}]"]
+            elapsed = time.monotonic() - started
+            rate = index / elapsed if elapsed > 0 else 0.0
+            eta = (len(domains) - index) / rate if rate else 0.0
+            log(f"[domain_job] {index}/{len(domains)} done, {len(summary['failed_domains'])} failed, "
+                f"{rate * 60:.1f}/min, ETA {_clock(eta)}  {domain_id}{'' if ok else '  FAILED'}")
+        if "domain_job" in jobs:
+            summary["seconds"]["domain_job"] = round(time.monotonic() - started, 1)
+        if "training_job" in jobs:
+            log("[training_job] SFT datasets, base model, phase 1, phase 2, evaluation ...")
+            outcome = run("training_job")
+            stage_done("training_job", outcome)
+            if not outcome.success:
+                raise RuntimeError(f"training_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
     return summary
 
 
@@ -294,24 +449,36 @@ def stale_status_resolver(instance, asset_graph):
 
 def rebuild_changed(
     *, instance=None, defs=None, artifacts_root: str | None = None, profile: str = "default",
-    overrides: dict | None = None, log=print, max_rounds: int = 8,
+    overrides: dict | None = None, log=print, max_rounds: int = 8, launch: str = "launcher",
 ) -> dict:
     """Materialise only what Dagster reports stale or missing, stage by stage, until nothing is.
+
+    With ``launch="launcher"`` the runs are launched against the code location, which loads the code as it
+    is on disk; ``defs`` given by the caller (an edited code location in a test) need ``"in_process"``.
 
     An asset is stale when its code version changed or an upstream asset has a newer data version than
     the one it was built from. Rebuilding an asset whose output comes out byte-identical leaves its
     downstream fresh (data versions are content hashes), so a no-op change rebuilds nothing downstream.
     Returns ``{"rebuilt": {"asset[partition]": run_id}, "rounds": n}``.
     """
-    from dagster._core.definitions.data_version import StaleStatus
-
-    from agentscaler_dagster.assets import domain_partitions
     from agentscaler_dagster.definitions import build_defs
 
+    if launch == "launcher" and defs is not None:
+        raise ConfigError("rebuild_changed: defs given by the caller run only with launch='in_process'")
     defs = defs or build_defs(artifacts_root)
     overrides = validate_overrides(defs, profile, overrides)
     instance = instance or open_instance()
     asset_graph = defs.resolve_asset_graph()
+    with open_runs(launch, defs, instance, artifacts_root) as runs:
+        rebuilt, rounds = _rebuild_rounds(runs, defs, instance, asset_graph, profile, overrides, log, max_rounds)
+    return {"rebuilt": rebuilt, "rounds": rounds}
+
+
+def _rebuild_rounds(runs, defs, instance, asset_graph, profile, overrides, log, max_rounds) -> tuple[dict, int]:
+    from dagster._core.definitions.data_version import StaleStatus
+
+    from agentscaler_dagster.assets import domain_partitions
+
     rebuilt: dict[str, str] = {}
     rounds = 0
     for job_name in JOBS:
@@ -330,8 +497,7 @@ def rebuild_changed(
             for partition, stale in todo.items():
                 run_config = run_config_for(defs, profile, job_name, overrides)
                 run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-                outcome = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition,
-                                                 asset_selection=stale, raise_on_error=False, tags=cli_run_tags())
+                outcome = runs.run(job_name, run_config, partition_key=partition, asset_selection=stale)
                 names = ", ".join(k.to_user_string() for k in stale)
                 where = f"[{partition}]" if partition else ""
                 log(f"[rebuild] {job_name}{where}: {names}: {'ok' if outcome.success else 'FAILED'}")
@@ -339,7 +505,7 @@ def rebuild_changed(
                     rebuilt[f"{key.to_user_string()}{where}"] = outcome.run_id
                 if not outcome.success:
                     raise RuntimeError(f"rebuilding {names}{where} failed (run {outcome.run_id})")
-    return {"rebuilt": rebuilt, "rounds": rounds}
+    return rebuilt, rounds
 
 
 def summary_table(summary: dict) -> str:
@@ -375,7 +541,8 @@ def _materialize(args: argparse.Namespace) -> int:
     try:
         summary = materialize_all(artifacts_root=str(root), profile=args.profile, overrides=overrides,
                                   log_file=log_file, console_level="DEBUG" if args.verbose else "WARNING",
-                                  log=lambda line: print(line, flush=True))
+                                  log=lambda line: print(line, flush=True),
+                                  launch="in_process" if args.in_process else "launcher")
     except ConfigError as exc:
         print(f"agentscaler materialize: {exc}", file=sys.stderr)
         return 2
@@ -397,7 +564,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     try:
         overrides = json.loads(args.config) if args.config else None
         result = rebuild_changed(artifacts_root=str(root), profile=args.profile, overrides=overrides,
-                                 log=lambda line: print(line, flush=True))
+                                 log=lambda line: print(line, flush=True),
+                                 launch="in_process" if args.in_process else "launcher")
     except (json.JSONDecodeError, ConfigError) as exc:
         print(f"agentscaler rebuild: {exc}", file=sys.stderr)
         return 2
@@ -406,12 +574,17 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+IN_PROCESS_HELP = ("execute the runs in this process instead of launching each through the instance's run "
+                   "launcher against the code location (for a debugger; the UI cannot re-execute them as launched)")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("materialize", help="materialise the whole asset graph on a Dagster instance ($DAGSTER_HOME)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="default: the embedded default; smoke: a small slice; headline: the settings of benchmarks/bench_headline.py")
     parser.add_argument("--artifacts", help="artifact root (default: $AGENTSCALER_ARTIFACTS or ./artifacts)")
     parser.add_argument("--verbose", action="store_true", help="print every Dagster event (DEBUG) to the console too")
     parser.add_argument("--config", help='JSON of per-asset config overrides, e.g. \'{"tasks": {"n_tasks": 20}}\'')
+    parser.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     parser.set_defaults(func=_materialize)
 
     rebuild = subparsers.add_parser(
@@ -421,4 +594,5 @@ def register(subparsers) -> None:
     rebuild.add_argument("--profile", choices=sorted(PROFILES), default="default")
     rebuild.add_argument("--artifacts", help="artifact root (default: $AGENTSCALER_ARTIFACTS or ./artifacts)")
     rebuild.add_argument("--config", help="JSON of per-asset config overrides, as for materialize")
+    rebuild.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     rebuild.set_defaults(func=_rebuild)

@@ -324,7 +324,7 @@ def main() -> int:
     args._work = str(work)
     if args.work and work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=tmp is not None)  # a TemporaryDirectory exists already
     cache = work / "agentscaler-cache"  # empty: embeddings and the ONNX export start from nothing
     env = {**os.environ, "AGENTSCALER_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -5,8 +5,9 @@
 A fresh sqlite instance and artifact root. The corpus run goes through the CLI's code path; then, for each
 of the first ``--domains`` domains, alternately:
 
-- CLI: ``domain_job`` for the domain as `agentscaler materialize` runs it (``execute_in_process`` on the
-  instance, the default profile's run config);
+- CLI: ``domain_job`` for the domain as `agentscaler materialize --in-process` runs it (``execute_in_process``
+  on the instance, the default profile's run config; without ``--in-process`` the CLI now launches its runs
+  through the run launcher as the UI does, minus the queue);
 - UI: the same job, partition and run config launched through the webserver's GraphQL (``launchRun``, what
   the launchpad's button sends) on a running ``dagster dev`` (webserver + daemon: queued run coordinator,
   the default run launcher's subprocess, the code location's process).

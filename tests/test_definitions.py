@@ -52,6 +52,21 @@ def test_every_asset_has_a_code_version_and_per_domain_assets_share_the_partitio
         assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "domain"
 
 
+def test_every_asset_has_an_owner_and_its_stage_tag():
+    graph = _graph()
+    stages = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners and all(owner.startswith("team:") for owner in node.owners), key.to_user_string()
+        stages[key.to_user_string()] = node.tags.get("agentscaler/stage")
+    assert stages["api_corpus"] == stages["domains"] == "scenario-collection"
+    assert stages["environment"] == stages["trajectories"] == "environment-and-experience"
+    assert stages["phase1_checkpoint"] == stages["sft_dataset_phase2"] == "agentic-training"
+    assert stages["evaluation"] == stages["bfcl_evaluation"] == stages["tau2_export"] == "evaluation"
+    # the automation conditions survive the owners being added
+    assert graph.get(dg.AssetKey("tasks")).automation_condition is not None
+
+
 def test_training_and_evaluation_use_the_gpu_pool():
     for name in ["phase1_checkpoint", "phase2_checkpoint", "evaluation"]:
         assert _graph().get(dg.AssetKey(name)).pools == {"gpu"}

@@ -1,7 +1,7 @@
 """Quarantine of failing tools (envgen/package.py) and tools with a parameter named ``state`` (codegen.py).
 
 Real parts only: domains built with envgen from ToolSpecs made here, every call run in the real sandbox
-runtime. The broken tools are bad input as real specs have it: a locator whose enum holds codes no record
+runtime; the environment asset's metadata is built by its own function from a real package. The broken tools are bad input as real specs have it: a locator whose enum holds codes no record
 has (``product 'YCO' not found``), a ``required`` that names a parameter the tool does not have.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agentscaler_dagster.assets.environment import tool_metadata
 from agentscaler_dagster.contracts import Domain, EnvironmentManifest, ToolSource, ToolSpec
 from agentscaler_dagster.envgen import build_environment, build_environment_from_snapshot
 from agentscaler_dagster.envgen.package import MIN_KEPT_TOOLS, failing_tools
@@ -77,10 +78,9 @@ def test_a_failing_tool_is_quarantined_and_the_domain_stays_usable(quarantined):
     reason = manifest.quarantined_tools["get_route_by_product_code"]
     assert reason.startswith("does not run:") and "not found" in reason, reason
     assert manifest.n_tools == len(tools) - 1
-    # the reason is recorded in both files; the contract's model still reads the manifest
+    # the reason is recorded in both files
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["quarantined_tools"] == manifest.quarantined_tools
-    assert EnvironmentManifest.model_validate(on_disk).usable
     report = json.loads((out / "validation.json").read_text())
     assert report["quarantined_tools"] == manifest.quarantined_tools and "quarantine_note" not in report
     assert report["usable"] and {t["tool"] for t in report["tools"]} == {t.name for t in good_tools()}
@@ -115,6 +115,39 @@ def test_the_remaining_tools_are_built_as_without_the_bad_one(quarantined, tmp_p
     # a domain that needed no quarantine writes no quarantine fields at all (the bytes of before)
     assert "quarantined_tools" not in json.loads((tmp_path / "direct" / "manifest.json").read_text())
     assert "quarantined_tools" not in json.loads((tmp_path / "direct" / "validation.json").read_text())
+
+
+def test_the_contract_carries_the_quarantine(quarantined, tmp_path, runtime):
+    out, manifest, _, domain = quarantined
+    assert type(manifest) is EnvironmentManifest
+    on_disk = json.loads((out / "manifest.json").read_text())
+    read = EnvironmentManifest.model_validate(on_disk)
+    assert read.usable and read.quarantined_tools == {"get_route_by_product_code": manifest.quarantined_tools[
+        "get_route_by_product_code"]}
+    assert read.model_dump(mode="json") == on_disk  # read and written back: the same manifest
+    # without a quarantine the field is absent from the file, reads as empty and is written back absent
+    direct = build_environment(domain, good_tools(), tmp_path / "direct", seed=3, runtime=runtime)
+    plain = json.loads((tmp_path / "direct" / "manifest.json").read_text())
+    assert "quarantined_tools" not in plain and direct.quarantined_tools == {}
+    again = EnvironmentManifest.model_validate(plain)
+    assert again.quarantined_tools == {} and again.model_dump(mode="json") == plain
+
+
+def test_the_asset_metadata_counts_only_the_remaining_tools(quarantined, tmp_path, runtime):
+    out, manifest, tools, domain = quarantined
+    kept = sorted(t.name for t in good_tools())
+    metadata = tool_metadata(manifest, out)
+    assert metadata["tools"] == len(kept) == len(tools) - 1
+    assert metadata["quarantined_tools"] == 1
+    assert sorted(row["tool"] for row in metadata["preview"].value) == kept
+    assert {row["tool"]: row["operation"] for row in metadata["preview"].value}["cancel_order"] == "write"
+    assert metadata["quarantine"].value == {"get_route_by_product_code": manifest.quarantined_tools[
+        "get_route_by_product_code"]}
+    assert "not found" in metadata["quarantine"].value["get_route_by_product_code"]
+    # no quarantine: the count is 0 and there are no reasons to show
+    direct = build_environment(domain, good_tools(), tmp_path / "direct", seed=3, runtime=runtime)
+    plain = tool_metadata(direct, tmp_path / "direct")
+    assert plain["tools"] == len(kept) and plain["quarantined_tools"] == 0 and "quarantine" not in plain
 
 
 def test_a_second_build_gives_the_same_bytes(quarantined, tmp_path, runtime):

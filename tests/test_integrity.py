@@ -220,6 +220,24 @@ def test_a_checkpoint_changed_after_it_was_written_is_not_loaded(tmp_path):
         load_model_and_tokenizer(model_dir)
 
 
+@pytest.mark.parametrize("name", ["tokenizer.json", "config.json", "chat_template.jinja"])
+def test_a_checkpoint_whose_tokenizer_config_or_template_changed_is_not_loaded_or_served(tmp_path, name):
+    from agentscaler_dagster.resources import VLLMServer
+    from agentscaler_dagster.sft import load_model_and_tokenizer, prepare_base_model
+
+    model_dir = prepare_base_model(tmp_path / "base", source="tiny")
+    assert verify(model_dir / name) is not None  # sealed when written
+    load_model_and_tokenizer(model_dir)
+    _cut_in_half(model_dir / name)
+    with pytest.raises(ArtifactMismatch, match=re.escape(str(model_dir / name))):
+        load_model_and_tokenizer(model_dir)
+    with pytest.raises(ArtifactMismatch, match=re.escape(str(model_dir / name))):
+        VLLMServer(model=str(model_dir))._new_server()  # refused before any server process starts
+    (model_dir / name).unlink()
+    with pytest.raises(ArtifactMismatch, match="missing"):
+        load_model_and_tokenizer(model_dir)
+
+
 # ---- through Dagster: the assets read with the same loaders; per-domain checks are per partition ------------
 
 def test_assets_refuse_a_damaged_input_and_checks_are_per_domain(written, tmp_path):

@@ -1,7 +1,8 @@
 """The whole asset graph, materialised on a small slice of the starter corpus, checked stage by stage.
 
-Real: a Dagster instance (sqlite, temporary DAGSTER_HOME), the three jobs executed in process exactly as
-`agentscaler materialize` runs them, the sandboxed environment workers, the MiniLM embedder, DeepSpeed
+Real: a Dagster instance (sqlite, temporary DAGSTER_HOME), the three jobs launched exactly as
+`agentscaler materialize` launches them (a gRPC code server for the location, the instance's run launcher, a
+worker process per run), the sandboxed environment workers, the MiniLM embedder, DeepSpeed
 on CPU launched through Dagster Pipes, and a tiny randomly initialised Gemma 3 model (the real 270M
 checkpoint is what the main job uses).
 """
@@ -62,6 +63,41 @@ def test_console_shows_progress_and_the_log_file_has_everything(pipeline):
     for label, run_id in summary["runs"].items():
         assert f"===== {label} (run {run_id})" in log
     assert log.count("STEP_SUCCESS") >= 2 + 4 * len(domains)
+
+
+def test_runs_were_launched_against_the_code_location_by_the_run_launcher(pipeline):
+    """Not executed in the CLI's process: created from the location's job snapshot (the origin the UI re-executes
+    from) and run by a worker process the launcher started."""
+    import os
+
+    instance, _, summary = pipeline
+    assert summary["launch"] == "launcher"
+    workers = set()
+    for label, run_id in summary["runs"].items():
+        run = instance.get_run_by_id(run_id)
+        origin = run.remote_job_origin
+        assert origin is not None, label
+        assert origin.repository_origin.code_location_origin.location_name == "agentscaler_dagster"
+        assert origin.job_name == label.split("[")[0]
+        [start] = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)
+        assert start.dagster_event.pid not in (None, os.getpid()), label
+        workers.add(start.dagster_event.pid)
+    assert len(workers) == len(summary["runs"])  # a worker process per run
+
+
+def test_tabular_assets_carry_the_standard_row_count_from_their_seal(pipeline):
+    instance, artifacts, _ = pipeline
+    tools = read_corpus(artifacts / "corpus")
+    assert _materialization(instance, "api_corpus").metadata["dagster/row_count"].value == len(tools)
+    domain_rows = pq.read_table(artifacts / "domains" / "domains.parquet").num_rows
+    assert _materialization(instance, "domains").metadata["dagster/row_count"].value == domain_rows
+    for name in ("sft_dataset_phase1", "sft_dataset_phase2"):
+        meta = _materialization(instance, name).metadata
+        path = Path(meta["path"].value)
+        assert meta["dagster/row_count"].value == sum(1 for line in path.open() if line.strip()) > 0, name
+    domain = instance.get_dynamic_partitions("domain")[0]
+    meta = _materialization(instance, "trajectories", domain).metadata
+    assert meta["dagster/row_count"].value == len(read_jsonl(Path(meta["path"].value))) > 0
 
 
 def test_corpus_and_domains(pipeline):
@@ -192,7 +228,8 @@ def test_rebuild_after_a_code_version_change_rebuilds_that_stage_and_what_change
     instance, artifacts, _ = pipeline
     domains = instance.get_dynamic_partitions("domain")
     defs = _defs_with_code_version(artifacts, "tasks", "test-bump")
-    result = rebuild_changed(instance=instance, defs=defs, profile="smoke", log=lambda *_: None)
+    # an edited code location exists only in this process: its runs execute here
+    result = rebuild_changed(instance=instance, defs=defs, profile="smoke", log=lambda *_: None, launch="in_process")
     rebuilt = set(result["rebuilt"])
     assert {f"tasks[{d}]" for d in domains} <= rebuilt
     downstream = {"tasks", "trajectories", "filtered_trajectories", "sft_dataset_phase1", "sft_dataset_phase2",
@@ -200,7 +237,7 @@ def test_rebuild_after_a_code_version_change_rebuilds_that_stage_and_what_change
     assert {name.split("[")[0] for name in rebuilt} <= downstream, rebuilt  # nothing upstream of tasks
     # tasks are seeded, so the rebuilt files are byte-identical: nothing below them became stale
     assert rebuilt == {f"tasks[{d}]" for d in domains}
-    again = rebuild_changed(instance=instance, defs=defs, profile="smoke", log=lambda *_: None)
+    again = rebuild_changed(instance=instance, defs=defs, profile="smoke", log=lambda *_: None, launch="in_process")
     assert again["rebuilt"] == {}
 
 

@@ -406,3 +406,56 @@ def test_a_killed_evaluation_resumes_without_loss_or_duplicates(demo, tmp_path: 
     loaded.clear()
     evaluate(models, tasks, {env.domain_id: env}, user, agent_factory=factory, episodes_path=out, resume_key="llm-user", **kwargs)
     assert loaded == ["base", "phase2"] and len(out.read_text().splitlines()) == total
+
+
+def test_evaluation_results_are_reused_only_under_the_same_server_settings(demo, tmp_path: Path):
+    """The evaluation asset's resume key holds a hash of the vLLM server's settings: episodes written under the
+    same settings are reused, under another max_model_len (which decides whether a long prompt is refused) they
+    are played again. The key comes from the asset's own ``resume_key``; the resource is a real ``VLLMServer``
+    (configured, never started: the oracle agent stands in for the model it would serve)."""
+    from agentscaler_dagster.assets.evaluation import resume_key
+    from agentscaler_dagster.evaluation import evaluate
+    from agentscaler_dagster.rollout import run_episode
+
+    _, env, tasks = demo
+    tasks = tasks[:4]
+    loaded: list[str] = []
+    played: list[int] = []
+
+    class Counted(OracleAgentSimulator):
+        def act(self, messages, tools):
+            if len(messages) <= 2:
+                played.append(1)
+            return super().act(messages, tools)
+
+    def factory(name, path):
+        loaded.append(name)
+        return Counted(1 if name == "base" else 2, error_rate=0.5)
+
+    out = tmp_path / "episodes.jsonl"
+    models = {"base": Path("base"), "phase2": Path("phase2")}
+
+    def run(server: VLLMServer):
+        loaded.clear()
+        played.clear()
+        return evaluate(models, tasks, {env.domain_id: env}, lambda seed: ScenarioUserSimulator(seed=seed),
+                        agent_factory=factory, episodes_path=out, resume_key=resume_key("vllm", "programmatic", server),
+                        trials_k=2, seed=7, run_episode=run_episode)
+
+    def plain(report):
+        return [e.model_dump(exclude={"seconds"}) for e in report.episodes]
+
+    total = len(tasks) * 2 * len(models)
+    first = run(VLLMServer(model="m", max_model_len=8192))
+    assert loaded == ["base", "phase2"] and len(played) == total
+    # the same settings in another resource instance (where it listens and logs does not change an episode)
+    again = run(VLLMServer(model="m", max_model_len=8192, port=8123, log_dir=str(tmp_path / "logs")))
+    assert loaded == [] and played == []
+    assert plain(again) == plain(first)
+    # another max_model_len: nothing is reused, every episode is played again and replaces the old one on disk
+    run(VLLMServer(model="m", max_model_len=2048))
+    assert loaded == ["base", "phase2"] and len(played) == total
+    assert len(out.read_text().splitlines()) == total
+    # the in-process generator has no server: its key does not depend on the resource's settings
+    assert resume_key("transformers", "programmatic", VLLMServer(max_model_len=2048)) == \
+        resume_key("transformers", "programmatic", VLLMServer(max_model_len=8192)) == "transformers/programmatic"

@@ -3,7 +3,8 @@
 Real parts: two environment packages built by envgen (the demo retail domain, and the same tools as a second
 service), tasks sampled by the task stage (goal-level and refusal tasks), the exporter, the exported
 ``environment.py`` imported as a harness would, the sandboxed worker behind every tool call, the CLI, and the
-``tau2_export`` asset materialised on a temporary Dagster instance.
+``tau2_export`` asset materialised on a temporary Dagster instance; and a domain whose tools have parameters
+named like the environment's own call arguments (``tool_name``, ``requestor``) and the tool code's (``state``).
 
 tau2-bench is not installable here (PyPI's ``tau2`` is an unrelated physics package; ``tau2-bench`` is not on
 PyPI), so the exported tasks are validated against models written below from tau2-bench's published Task schema
@@ -27,7 +28,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from agentscaler_dagster.cli import main
-from agentscaler_dagster.contracts import Domain, ToolSource, state_hash
+from agentscaler_dagster.contracts import Domain, ToolSource, ToolSpec, state_hash
 from agentscaler_dagster.evaluation.tau2_export import Tau2Environment, export_tau2, verify_export
 from agentscaler_dagster.sandbox import Runtime
 from agentscaler_dagster.tasks import policy_tasks, read_tasks, sample_tasks, write_tasks
@@ -373,6 +374,62 @@ def test_environment_calls_run_in_the_sandbox_with_tau2_semantics(world, exporte
     with Tau2Environment(world["packages"]["demo-kiosk"], state_id="state_1", runtime=runtime) as raw:
         assert raw.get_db_hash() == state_hash(json.loads(
             (world["packages"]["demo-kiosk"] / "states" / "state_1.json").read_text()))
+
+
+def _job_specs():
+    text = {"type": "string"}
+
+    def spec(name, operation, props, required):
+        return ToolSpec(tool_id=f"jobs-{name}", name=name, description=f"{name.replace('_', ' ')}.", operation=operation,
+                        parameters={"type": "object", "properties": props, "required": required},
+                        source=ToolSource(format="handwritten", file="test_tau2_export.py", api_title="Tool jobs"))
+
+    return [
+        spec("create_job", "write", {"tool_name": text, "requestor": text, "state": text, "note": text},
+             ["tool_name", "requestor", "state"]),
+        spec("get_job", "read", {"job_id": text}, ["job_id"]),
+        spec("list_jobs", "read", {"requestor": text, "tool_name": text}, []),
+        spec("update_job", "write", {"job_id": text, "state": text, "requestor": text}, ["job_id", "state"]),
+        spec("cancel_job", "write", {"job_id": text}, ["job_id"]),
+    ]
+
+
+def test_tool_parameters_named_like_the_call_arguments_work(tmp_path, runtime):
+    """``tool_name`` and ``requestor`` are arguments of ``use_tool`` / ``make_tool_call`` themselves, ``state`` of
+    the generated tool functions: as a tool's parameters, each reaches the tool."""
+    from agentscaler_dagster.envgen import build_environment
+    from agentscaler_dagster.sandbox import Environment
+
+    domain = Domain(domain_id="tool-jobs", label="tool jobs", tool_ids=[s.tool_id for s in _job_specs()])
+    package = tmp_path / "environments" / "tool-jobs"
+    assert build_environment(domain, _job_specs(), package, seed=1, runtime=runtime).usable
+    with Environment.load(package, runtime=runtime) as env:
+        tasks = sample_tasks(env, n_tasks=8, seed=0)
+    named = [g.arguments for t in tasks for g in t.gold_actions if {"tool_name", "requestor", "state"} <= set(g.arguments)]
+    assert named, "no gold action passes all three names: the replay below would not try them"
+    out = tmp_path / "tau2"
+    export_tau2({"tool-jobs": tasks}, {"tool-jobs": package}, out)
+    # tau2's gold replay: every expected action through make_tool_call, the gold state reached
+    assert verify_export(out, runtime=runtime) == {"tasks": len(tasks), "matched": len(tasks), "problems": []}
+    with Tau2Environment(out / "tool-jobs", runtime=runtime) as env:
+        made = env.make_tool_call("create_job", "assistant", tool_name="wrench", requestor="ada", state="pending")
+        assert (made["tool_name"], made["requestor"], made["state"]) == ("wrench", "ada", "pending")
+        assert env.use_tool("list_jobs", tool_name="wrench", requestor="ada") == [made]
+        changed = env.use_tool("update_job", job_id=made["job_id"], state="done", requestor="bob")
+        assert (changed["state"], changed["requestor"]) == ("done", "bob")
+        # the agent's call as tau2's orchestrator hands it over: its arguments are the tool's, whatever their names
+        reply = env.get_response({"id": "c1", "name": "create_job", "requestor": "assistant",
+                                  "arguments": {"tool_name": "saw", "requestor": "user", "state": "pending"}})
+        assert reply["error"] is False and reply["requestor"] == "assistant", reply
+        assert json.loads(reply["content"])["requestor"] == "user"
+        found = env.run_env_function_call({"env_type": "assistant", "func_name": "list_jobs",
+                                           "arguments": {"tool_name": "saw"}})
+        assert [j["requestor"] for j in found] == ["user"]
+        # tau2's keyword form still works where no parameter takes those names
+        assert env.make_tool_call(tool_name="get_job", requestor="assistant", job_id=made["job_id"])["state"] == "done"
+        assert env.use_tool(tool_name="get_job", job_id=made["job_id"]) == changed
+        with pytest.raises(ValueError, match="assistant only"):
+            env.make_tool_call("create_job", "user", tool_name="x", requestor="y", state="pending")
 
 
 # ---- determinism, the CLI, the asset -------------------------------------------------------------------------

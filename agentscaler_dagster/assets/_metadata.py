@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from agentscaler_dagster.artifacts import png_markdown, records_digest
+from agentscaler_dagster.artifacts import png_markdown, records_digest, seal_path
 
 
 def picture(path: Path, alt: str) -> dg.MetadataValue:
@@ -29,6 +29,17 @@ def data_version(path: Path, digest: str) -> str:
     return digest
 
 
+def sealed_records(path: Path) -> int | None:
+    """The record count the file's seal holds (Parquet rows, JSONL lines), None for a file without one: the UI's
+    standard row count, taken from what the writer recorded rather than counted again."""
+    try:
+        value = json.loads(seal_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    records = value.get("records") if isinstance(value, dict) else None
+    return records if isinstance(records, int) and not isinstance(records, bool) else None
+
+
 def result(
     *,
     path: Path,
@@ -38,9 +49,11 @@ def result(
     asset_key: str | None = None,
 ) -> dg.MaterializeResult:
     version = data_version(path, digest)
+    rows = sealed_records(path)
+    standard = {"dagster/row_count": rows} if rows is not None else {}
     return dg.MaterializeResult(
         asset_key=asset_key,
-        metadata={"path": dg.MetadataValue.path(str(path)), "content_hash": version, **metadata},
+        metadata={"path": dg.MetadataValue.path(str(path)), "content_hash": version, **standard, **metadata},
         data_version=dg.DataVersion(version),
         check_results=checks or [],
     )

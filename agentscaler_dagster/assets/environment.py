@@ -1,11 +1,12 @@
 import json
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from agentscaler_dagster.assets._metadata import picture, preview, result
 from agentscaler_dagster.assets.partitions import domain_partitions
-from agentscaler_dagster.contracts import content_hash
+from agentscaler_dagster.contracts import EnvironmentManifest, content_hash
 from agentscaler_dagster.corpus import read_corpus
 from agentscaler_dagster.domains.embed import make_embedder
 from agentscaler_dagster.domains.store import read_domains
@@ -26,6 +27,20 @@ class EnvironmentConfig(dg.Config):
     verify_edges: bool = Field(default=False, description="Ask the `llm` resource to veto candidate dependency edges.")
     edge_embedder: str = Field(default="minilm", description="Embedder that links a required input to a differently named output (contactid <- contact_id): minilm, hashing, or none (exact names only).")
     edge_similarity: float = Field(default=0.8, ge=-1.0, le=1.0, description="Cosine similarity of the two names' words above which they link (measured: benchmarks/RESULTS.md, Dependency edges).")
+
+
+def tool_metadata(manifest: EnvironmentManifest, package: Path) -> dict:
+    """The count and preview of the tools the package serves (read from its tool_specs.json, so a tool that the
+    quarantine left out is not among them), the number quarantined, and, when any, each one with the reason."""
+    kept = json.loads((Path(package) / "tool_specs.json").read_text("utf-8"))
+    metadata = {
+        "tools": len(kept),
+        "quarantined_tools": len(manifest.quarantined_tools),
+        "preview": preview([{"tool": t["name"], "operation": t["operation"]} for t in kept], limit=10),
+    }
+    if manifest.quarantined_tools:
+        metadata["quarantine"] = dg.MetadataValue.json(dict(manifest.quarantined_tools))
+    return metadata
 
 
 @dg.asset(
@@ -77,14 +92,17 @@ def environment(
         code_generator=generator, edge_verifier=verifier, field_matcher=matcher,
         max_attempts=config.max_generator_attempts, policy_writer=policy_writer,
     )
-    context.log.info(f"{domain_id}: {len(tools)} tools, generator {manifest.generator}, validation pass rate {manifest.pass_rate:.2f}")
+    tool_counts = tool_metadata(manifest, out)
+    left_out = f" ({tool_counts['quarantined_tools']} quarantined)" if manifest.quarantined_tools else ""
+    context.log.info(f"{domain_id}: {tool_counts['tools']} tools{left_out}, generator {manifest.generator}, "
+                     f"validation pass rate {manifest.pass_rate:.2f}")
     # the package's files less its pictures: a new matplotlib must not make every domain downstream stale
     content = {name: sha for name, sha in manifest.files.items() if not name.endswith(".png")}
     return result(
         path=out,
         digest=content_hash(content),
         metadata={
-            "tools": manifest.n_tools,
+            **tool_counts,
             "collections": manifest.n_collections,
             "dependency_edges": manifest.n_edges,
             "dependency_edges_by_embedding": manifest.n_embedding_edges,
@@ -97,7 +115,6 @@ def environment(
             "dependency_graph": picture(out / "dependency_graph.png", f"dependency graph of {domain_id}"),
             "tool_kinds": dg.MetadataValue.md(kinds_markdown(manifest.tool_kinds, manifest.failed_properties)),
             "policy": dg.MetadataValue.md((out / (manifest.policy_file or "policy.md")).read_text("utf-8")),
-            "preview": preview([{"tool": t.name, "operation": t.operation} for t in tools], limit=10),
         },
         checks=[
             dg.AssetCheckResult(

@@ -32,6 +32,19 @@ class EvaluationConfig(dg.Config):
 
 
 _MODEL_NAMES = {"base": "base", "phase1": "phase1", "phase2": "agentscaler"}
+# settings of the vLLM server that cannot change an episode: where it listens and logs, how long it may take to start
+_SERVER_SETTINGS_WITHOUT_EFFECT = {"host", "port", "log_dir", "startup_timeout_s"}
+
+
+def resume_key(generator: str, user: str, vllm_server: VLLMServer) -> str:
+    """``evaluate``'s resume key: the generator, the user simulator and, with vllm, a hash of the server's settings.
+    The server's settings decide some outcomes (a prompt over max_model_len is refused), so a result played under
+    other settings is not reused."""
+    key = f"{generator}/{user}"
+    if generator == "vllm":
+        settings = vllm_server.model_dump(mode="json", exclude=_SERVER_SETTINGS_WITHOUT_EFFECT)
+        key += f"/{content_hash(settings)[:12]}"
+    return key
 
 
 @dg.asset(
@@ -114,10 +127,7 @@ def evaluation(
             progress=progress,
             # written one by one: a run killed midway resumes where it stopped
             episodes_path=layout.evaluation / "episodes.jsonl",
-            # the server's settings decide some outcomes (a prompt over max_model_len is refused): a result
-            # played under other settings is not reused
-            resume_key=f"{config.generator}/{config.user}" + (
-                f"/{content_hash(vllm_server.model_dump(mode='json', exclude={'host', 'port', 'log_dir', 'startup_timeout_s'}))[:12]}" if config.generator == "vllm" else ""),
+            resume_key=resume_key(config.generator, config.user, vllm_server),
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}

@@ -17,9 +17,9 @@ Quarantine: when validation fails and the failures belong to single tools (a too
 state, or breaks its kind's contract), those tools are left out and the package is built again from the
 others (schema, states, code, graph: leaving tools out can change the schema, so up to
 ``QUARANTINE_ROUNDS`` times). The package then holds only the remaining tools, and ``quarantined_tools``
-(tool -> reason) in manifest.json and validation.json says what was left out and why. Failures of the
-module or the states as a whole are not quarantined; a domain that quarantine does not save is written
-whole, as before, with ``quarantine_note`` in validation.json saying why.
+(tool -> reason) in manifest.json (``contracts.EnvironmentManifest``) and validation.json says what was left
+out and why. Failures of the module or the states as a whole are not quarantined; a domain that quarantine
+does not save is written whole, as before, with ``quarantine_note`` in validation.json saying why.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-
-from pydantic import Field, model_serializer
 
 from agentscaler_dagster.contracts import (
     Domain,
@@ -71,22 +69,8 @@ __all__ = ["ENVGEN_VERSION", "MIN_KEPT_SHARE", "MIN_KEPT_TOOLS", "QUARANTINE_ROU
            "PackageManifest", "build_environment", "build_environment_from_snapshot"]
 
 
-class PackageManifest(EnvironmentManifest):
-    """``manifest.json`` as envgen writes it: the contract's fields, plus the tools left out by quarantine.
-
-    ``quarantined_tools`` is written only when there are any, so a package that needed no quarantine keeps its
-    bytes; ``EnvironmentManifest`` (contracts) reads either form and ignores the field.
-    """
-
-    quarantined_tools: dict[str, str] = Field(
-        default_factory=dict, description="Tool name -> why it was left out of the package (quarantine).")
-
-    @model_serializer(mode="wrap")
-    def _omit_empty_quarantine(self, handler):
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("quarantined_tools"):
-            data.pop("quarantined_tools", None)
-        return data
+# the name envgen used while ``quarantined_tools`` lived here; the contract now carries it
+PackageManifest = EnvironmentManifest
 
 
 def _dump(value: Any) -> str:
@@ -224,7 +208,7 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
                    graph, states: dict[str, dict], report: ValidationReport, seed: int, generator: str,
                    attempts: list[dict], skipped: list[str], edge_matcher: str = "name",
                    policy_writer: PolicyWriter | None = None,
-                   quarantined: dict[str, str] | None = None) -> PackageManifest:
+                   quarantined: dict[str, str] | None = None) -> EnvironmentManifest:
     out_dir.mkdir(parents=True, exist_ok=True)
     states_dir = out_dir / "states"
     states_dir.mkdir(exist_ok=True)
@@ -250,7 +234,7 @@ def _write_package(out_dir: Path, *, domain: Domain, tools: list[ToolSpec], sche
     files = {rel: hashlib.sha256((out_dir / rel).read_bytes()).hexdigest()
              for rel in sorted(list(texts) + ["dependency_graph.png"])}
     gj = graph_to_json(graph)
-    manifest = PackageManifest(
+    manifest = EnvironmentManifest(
         domain_id=domain.domain_id, label=domain.label, seed=seed, generator=generator,
         generator_attempts=attempts, schema_source=schema.get("source", "tools"), n_tools=len(tools),
         n_collections=len(schema["collections"]), n_states=len(states), n_edges=len(gj["edges"]),
@@ -269,7 +253,7 @@ def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path
                       n_states: int = 3, code_generator: CodeGenerator | None = None,
                       edge_verifier: EdgeVerifier | None = None, field_matcher: FieldMatcher | None = None,
                       min_pass_rate: float = 0.9, max_attempts: int = 3, runtime=None,
-                      policy_writer: PolicyWriter | None = None) -> PackageManifest:
+                      policy_writer: PolicyWriter | None = None) -> EnvironmentManifest:
     """Materialise a domain: schema, dependency graph, tool code, initial states, validation, manifest.
 
     ``code_generator`` (e.g. an LLM) is tried up to ``max_attempts`` times; code that fails the static
@@ -303,7 +287,7 @@ def build_environment(domain: Domain, tools: list[ToolSpec], out_dir: str | Path
 
 def _build_and_write(build, tools: list[ToolSpec], code_generator: CodeGenerator | None, out_dir: str | Path, *,
                      domain: Domain, seed: int, skipped: list[str], field_matcher: FieldMatcher | None,
-                     policy_writer: PolicyWriter | None = None) -> PackageManifest:
+                     policy_writer: PolicyWriter | None = None) -> EnvironmentManifest:
     """``build(tools, generator)`` once, then without the tools it failed on (``_quarantine``), then written."""
     first = build(tools, code_generator)
     # an unusable first build holds the programmatic generator's code (a plug-in's is kept only when usable),
@@ -344,7 +328,7 @@ def build_environment_from_snapshot(domain: Domain, tool_specs: list[ToolSpec], 
                                     code_generator: CodeGenerator | None = None,
                                     edge_verifier: EdgeVerifier | None = None,
                                     field_matcher: FieldMatcher | None = None, min_pass_rate: float = 0.9,
-                                    max_attempts: int = 3, runtime=None) -> PackageManifest:
+                                    max_attempts: int = 3, runtime=None) -> EnvironmentManifest:
     """Bring your own database: the schema is inferred from ``snapshot`` (collections of records, as lists
     or keyed by id) and the tools are bound to it. State ``snapshot`` is the data as given (normalised to
     id-keyed collections); with ``n_states > 1`` smaller variants that keep referential integrity follow.

@@ -491,18 +491,33 @@ class Tau2Environment:
         return tool_name in self._writes or tool_name not in known
 
     # -- calls
-    def use_tool(self, tool_name: str, **kwargs) -> Any:
-        """Run one tool in the sandbox on the current database; its output, or ``Tau2ToolError``."""
-        result = self._session.call(tool_name, kwargs)
+    # A tool's parameter may have any name, ``tool_name`` and ``requestor`` included (as envgen's codegen lets one be
+    # named ``state``): the call's own arguments are positional-only, so every keyword given with them is the
+    # tool's. tau2's evaluator passes them as keywords (``make_tool_call(tool_name=..., requestor=..., **arguments)``);
+    # that form is taken too, and works for every tool whose parameters do not take those two names.
+    def _call(self, tool_name: str, arguments: Mapping, requestor: str = "assistant") -> Any:
+        if requestor != "assistant":
+            raise ValueError(f"requestor {requestor!r}: exported domains have tools for the assistant only")
+        result = self._session.call(tool_name, dict(arguments))
         if not result.ok:
             message = result.error or "the call failed"
             raise Tau2ToolError(message[len("Error: "):] if message.startswith("Error: ") else message)
         return result.output
 
-    def make_tool_call(self, tool_name: str, requestor: str = "assistant", **kwargs) -> Any:
-        if requestor != "assistant":
-            raise ValueError(f"requestor {requestor!r}: exported domains have tools for the assistant only")
-        return self.use_tool(tool_name, **kwargs)
+    def use_tool(self, tool_name: str | None = None, /, **kwargs) -> Any:
+        """Run one tool in the sandbox on the current database; its output, or ``Tau2ToolError``."""
+        if tool_name is None:
+            tool_name = kwargs.pop("tool_name")
+        return self._call(tool_name, kwargs)
+
+    def make_tool_call(self, tool_name: str | None = None, requestor: str | None = None, /, **kwargs) -> Any:
+        """``make_tool_call(name, "assistant", **arguments)``: every keyword is the tool's. A name or requestor not
+        given positionally is taken from the keywords ``tool_name`` / ``requestor``, as tau2 passes them."""
+        if tool_name is None:
+            tool_name = kwargs.pop("tool_name")
+        if requestor is None:
+            requestor = kwargs.pop("requestor", "assistant")
+        return self._call(tool_name, kwargs, requestor)
 
     @staticmethod
     def to_json_str(response: Any) -> str:
@@ -520,7 +535,7 @@ class Tau2Environment:
             arguments = _plain(arguments)
             if not isinstance(arguments, dict):
                 raise Tau2ToolError("the arguments are not a JSON object")
-            content, error = self.to_json_str(self.make_tool_call(name, requestor=requestor, **arguments)), False
+            content, error = self.to_json_str(self._call(name, arguments, requestor)), False
         except Exception as exc:  # noqa: BLE001 - every failure is an observation, as in tau2
             content, error = f"Error: {exc}", True
         return {"role": "tool", "id": call.get("id"), "content": content, "requestor": requestor, "error": error}
@@ -542,7 +557,7 @@ class Tau2Environment:
         name, arguments = call["func_name"], call.get("arguments") or {}
         if name in (LOAD_STATE, "update_db"):
             return getattr(self, name)(**arguments)
-        return self.use_tool(name, **arguments)
+        return self._call(name, arguments)
 
     def run_env_assertion(self, assertion: Mapping, raise_assertion_error: bool = True) -> bool:
         assertion = _plain(assertion)
@@ -643,7 +658,7 @@ def verify_export(out: str | Path, *, runtime=None) -> dict:
                     env.set_state(None, (task.get("initial_state") or {}).get("initialization_actions"), [])
                     for action in (task.get("evaluation_criteria") or {}).get("actions") or []:
                         try:
-                            env.make_tool_call(action["name"], requestor=action.get("requestor", "assistant"),
+                            env.make_tool_call(action["name"], action.get("requestor", "assistant"),
                                                **action["arguments"])
                         except Exception as exc:  # noqa: BLE001
                             problems.append(f"{domain_id} {task['id']}: {action['action_id']} failed: {exc}")

@@ -18,7 +18,6 @@ from typing import ClassVar, Iterator, Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from agentscaler_dagster.artifacts import verify
 from agentscaler_dagster.serving import (
     LlamaCppSettings,
     ManagedServer,
@@ -52,8 +51,10 @@ class _ManagedServerResource(dg.ConfigurableResource):
         model = model or self._configured_model()
         if not model:
             raise ValueError(f"{type(self).__name__}: no model given (set `model` in the resource config)")
-        if (Path(model) / "model.safetensors").is_file():
-            verify(Path(model) / "model.safetensors")  # a checkpoint cut short or changed since written is not served
+        if Path(model).is_dir():
+            from agentscaler_dagster.sft.base_model import verify_model_dir
+
+            verify_model_dir(Path(model))  # a checkpoint cut short or changed since written is not served
         port = self.port or free_port(self.host)
         argv, env = self._command(model, self.host, port)
         log_dir = Path(self.log_dir or tempfile.mkdtemp(prefix=f"agentscaler-{self.kind}-"))

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from agentscaler_dagster.artifacts import seal, verify
+from agentscaler_dagster.artifacts import SEAL_SUFFIX, seal, verify
 from agentscaler_dagster.sft.chat_template import CHAT_TEMPLATE, END_OF_TURN
 
 SOURCES = ("gemma3-270m", "tiny")
@@ -124,7 +124,23 @@ def save_model_dir(model, tokenizer, out_dir: Path) -> Path:
     if not (out_dir / "chat_template.jinja").exists():
         # older transformers keep the template only inside tokenizer_config.json
         (out_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    for name in MODEL_DIR_FILES:
+        if (out_dir / name).is_file():
+            seal(out_dir / name)  # a tokenizer or config cut short changes what the weights mean just as much
     return out_dir
+
+
+# what save_model_dir writes besides the weights (sealed too), by the names transformers gives them
+MODEL_DIR_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "tokenizer.model", "chat_template.jinja")
+
+
+def verify_model_dir(model_dir: Path) -> None:
+    """Check every sealed file of a model directory (weights, config, tokenizer, template) against its seal;
+    raises ``ArtifactMismatch`` naming the first that was cut short, edited, replaced or removed."""
+    model_dir = Path(model_dir)
+    for seal_file in sorted(model_dir.glob("*" + SEAL_SUFFIX)):
+        verify(model_dir / seal_file.name[: -len(SEAL_SUFFIX)])
 
 
 def prepare_base_model(out_dir: Path, *, source: str = "gemma3-270m", seed: int = 0) -> Path:
@@ -196,7 +212,7 @@ def load_model_and_tokenizer(model_dir: Path, *, attn_implementation: str | None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = Path(model_dir)
-    verify(model_dir / "model.safetensors")  # refused when cut short or changed since written (hashed once per process)
+    verify_model_dir(model_dir)  # refused when cut short or changed since written (weights hashed once per process)
     model_summary(model_dir)  # clear error when it is not a model directory
     kwargs = {"dtype": torch.float32}
     if attn_implementation:
