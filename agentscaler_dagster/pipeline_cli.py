@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -216,7 +217,8 @@ class InProcessRuns:
         return None
 
     def run(self, job_name: str, run_config: dict, *, partition_key: str | None = None,
-            asset_selection: list | None = None) -> RunOutcome:
+            asset_selection: list | None = None, on_log=None) -> RunOutcome:
+        # ``on_log`` is not called: the console logger prints what the run logs at its level, in this process
         outcome = self.defs.resolve_job_def(job_name).execute_in_process(
             run_config=run_config, instance=self.instance, partition_key=partition_key,
             asset_selection=asset_selection, raise_on_error=False, tags=cli_run_tags())
@@ -291,7 +293,9 @@ class LaunchedRuns:
         )
 
     def run(self, job_name: str, run_config: dict, *, partition_key: str | None = None,
-            asset_selection: list | None = None) -> RunOutcome:
+            asset_selection: list | None = None, on_log=None) -> RunOutcome:
+        """Launch the run and wait for it; ``on_log(step_key, message)`` gets each log message the run writes,
+        as it is written (the run's worker writes them to the instance's event log)."""
         import dagster as dg
 
         if self.artifacts_root:
@@ -300,10 +304,26 @@ class LaunchedRuns:
         created = self.create(job_name, run_config, partition_key=partition_key, asset_selection=asset_selection)
         self.instance.launch_run(created.run_id, self._context.create_request_context())
         last_look = time.monotonic()
+        cursor = None
+
+        def forward_logs():
+            nonlocal cursor
+            while on_log is not None:
+                page = self.instance.get_records_for_run(created.run_id, cursor=cursor, limit=500)
+                cursor = page.cursor
+                for record in page.records:
+                    entry = record.event_log_entry
+                    if entry.dagster_event is None and entry.user_message:
+                        on_log(entry.step_key, entry.user_message)
+                if not page.has_more:
+                    return
+
         try:
             while True:
                 run = self.instance.get_run_by_id(created.run_id)
+                forward_logs()
                 if run.is_finished:
+                    forward_logs()
                     return RunOutcome(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS)
                 if time.monotonic() - last_look > 5:
                     # a worker killed from outside (OOM) never reports: do not wait on it forever
@@ -319,6 +339,10 @@ class LaunchedRuns:
 
 
 LAUNCH_MODES = ("launcher", "in_process")
+
+# the run's own progress messages the console repeats (the training loop's steps, the evaluation's episodes);
+# every other message is in the log file only
+PROGRESS_LINE = re.compile(r"^(phase \d+ step \d+/\d+|evaluation \d+/\d+ episodes)\b")
 
 
 def open_runs(launch: str, defs, instance, artifacts_root: str | None):
@@ -389,11 +413,18 @@ def materialize_all(
 
     runs = open_runs(launch, defs, instance, artifacts_root)
 
+    def progress(job_name: str):
+        def on_log(step_key: str | None, message: str) -> None:
+            if PROGRESS_LINE.match(message):  # a training step, an evaluation episode: done/total
+                log(f"[{job_name}] {message}")
+        return on_log
+
     def run(job_name: str, partition_key: str | None = None):
         started = time.monotonic()
         run_config = run_config_for(defs, profile, job_name, overrides)
         run_config["loggers"] = {"console": {"config": {"log_level": console_level}}}
-        outcome = runs.run(job_name, run_config, partition_key=partition_key)
+        outcome = runs.run(job_name, run_config, partition_key=partition_key,
+                           on_log=progress(job_name) if job_name == "training_job" else None)
         label = job_name if partition_key is None else f"{job_name}[{partition_key}]"
         summary["runs"][label] = outcome.run_id
         summary["seconds"][label] = round(time.monotonic() - started, 1)

@@ -59,6 +59,11 @@ def test_console_shows_progress_and_the_log_file_has_everything(pipeline):
     assert len(progress) == len(domains) and progress[-1].startswith(f"[domain_job] {len(domains)}/{len(domains)} done")
     assert all("/min, ETA " in line for line in progress)
     assert len(summary["console"]) < 20 + len(domains)  # one line per run, not one per Dagster event
+    # and one per training step and evaluated episode, as the training run writes them
+    for phase in (1, 2):
+        steps = [line for line in summary["console"] if line.startswith(f"[training_job] phase {phase} step ")]
+        assert [line.split()[4] for line in steps] == ["1/2", "2/2"], summary["console"]
+    assert any(line.startswith("[training_job] evaluation ") and " episodes (" in line for line in summary["console"])
     log = (artifacts / "materialize.log").read_text()
     for label, run_id in summary["runs"].items():
         assert f"===== {label} (run {run_id})" in log
