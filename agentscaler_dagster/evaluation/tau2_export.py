@@ -523,9 +523,11 @@ class Tau2Environment:
     def to_json_str(response: Any) -> str:
         return response if isinstance(response, str) else json.dumps(response, sort_keys=True, default=str)
 
-    def get_response(self, tool_call: Mapping) -> dict:
+    def get_response(self, tool_call: Mapping) -> Any:
         """A tool call (tau2 ``ToolCall``: id, name, arguments[, requestor]; or OpenAI's ``function`` form) -> the
-        tool message (role ``tool``, id, content, requestor, error), as tau2's ``get_response`` makes it."""
+        tool message (role ``tool``, id, content, requestor, error), as tau2's ``get_response`` makes it: a tau2
+        ``ToolMessage`` when tau2 is importable (its orchestrator reads ``.error`` and puts it in the trajectory),
+        else a dict with the same fields."""
         call = _plain(tool_call)
         function = call.get("function") or {}
         name = call.get("name") or function.get("name")
@@ -538,7 +540,8 @@ class Tau2Environment:
             content, error = self.to_json_str(self._call(name, arguments, requestor)), False
         except Exception as exc:  # noqa: BLE001 - every failure is an observation, as in tau2
             content, error = f"Error: {exc}", True
-        return {"role": "tool", "id": call.get("id"), "content": content, "requestor": requestor, "error": error}
+        return _tool_message({"role": "tool", "id": call.get("id"), "content": content, "requestor": requestor,
+                              "error": error})
 
     # -- state
     def load_initial_state(self, state_id: str) -> None:
@@ -590,10 +593,10 @@ class Tau2Environment:
                 known = name in {s.name for s in self._env.tool_specs}
                 if not known or not self.is_mutating_tool(name):
                     continue  # an unknown tool changed nothing; a lookup changes nothing
-                response = self.get_response(call)
+                content = _plain_message(self.get_response(call))["content"]
                 expected = recorded.get(call.get("id"))
-                if strict and expected is not None and _parsed(response["content"]) != _parsed(expected.get("content")):
-                    raise ValueError(f"replaying {name} returned {response['content']!r}, the conversation recorded "
+                if strict and expected is not None and _parsed(content) != _parsed(expected.get("content")):
+                    raise ValueError(f"replaying {name} returned {content!r}, the conversation recorded "
                                      f"{expected.get('content')!r}")
 
     def get_db(self) -> dict:
@@ -623,6 +626,19 @@ class Tau2Environment:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _tool_message(fields: dict) -> Any:
+    """tau2's ``ToolMessage`` with these fields when tau2 is importable (its id is a string), else the dict."""
+    try:
+        from tau2.data_model.message import ToolMessage  # type: ignore[import-not-found]
+    except ImportError:
+        return fields
+    return ToolMessage(**{**fields, "id": fields["id"] or ""})
+
+
+def _plain_message(message: Any) -> dict:
+    return message.model_dump(mode="json") if hasattr(message, "model_dump") else dict(message)
 
 
 def _parsed(content: Any) -> Any:
