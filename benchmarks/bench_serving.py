@@ -9,7 +9,10 @@ fake  A local OpenAI-compatible server (another process, one asyncio loop) that 
       so each episode makes exactly 6 model calls (max_turns=6) and 5 sandboxed tool calls. Ideal time =
       episodes x 6 x latency / concurrency. Also run at concurrency 1 on a few episodes, and the engine's
       own time per tool call (the wall time minus the time spent waiting on the server, with and without the
-      sandboxed tool call itself).
+      sandboxed tool call itself). Then the transport floor, side by side: the same number of model calls at
+      the same concurrency with nothing else to do (no environment, user or trajectory), through the project's
+      client and through the standard library's ``http.client`` (one keep-alive connection per thread, the
+      lightest transport Python has); its wall / ideal is the least the engine could reach on this machine.
 vllm  Real episodes of the demo domain through the managed vLLM CPU server at concurrency 1 and 16
       (episodes/min, generated tokens/s), then the same episodes through in-process transformers
       generation (TransformersAgent), the baseline.
@@ -150,10 +153,46 @@ def bench_fake(args) -> dict:
                 client.close()
             for env in envs if isinstance(envs, list) else [envs]:
                 env.__exit__(None, None, None)
-        return {"rows": rows}
+        calls = rows[-1]["model_calls"]
+        floors = [transport_floor(port, calls, args.concurrency, args.latency, kind) for kind in ("client", "http.client")]
+        for floor in floors:
+            print(json.dumps(floor), flush=True)
+        return {"rows": rows, "transport_floor": floors}
     finally:
         server.terminate()
         server.wait()
+
+
+def transport_floor(port: int, calls: int, concurrency: int, latency: float, kind: str) -> dict:
+    """``calls`` chat requests from ``concurrency`` threads with nothing else to do: the transport's own ceiling."""
+    import http.client
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    messages = [{"role": "system", "content": "You are a support agent."}, {"role": "user", "content": "Where is my order?"}]
+    body = json.dumps({"model": "fake", "messages": messages, "max_tokens": 64}).encode()
+    client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="fake", max_concurrency=concurrency,
+                                    timeout_s=60)
+    local = threading.local()
+
+    def one(_: int) -> None:
+        if kind == "client":
+            client.chat(messages=messages, max_tokens=64)
+            return
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        local.conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        json.loads(local.conn.getresponse().read())
+
+    started, cpu = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(calls)))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    client.close()
+    ideal = calls * latency / concurrency
+    return {"transport_floor": kind, "concurrency": concurrency, "model_calls": calls, "wall_s": round(wall, 2),
+            "ideal_s": round(ideal, 2), "ratio_to_ideal": round(wall / ideal, 3), "cpu_s": round(cpu, 2),
+            "cpu_ms_per_call": round(1000 * cpu / calls, 3)}
 
 
 def bench_vllm(args) -> dict:

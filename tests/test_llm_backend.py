@@ -229,3 +229,52 @@ def test_llm_policy_writer_failure_keeps_the_programmatic_policy(tmp_path: Path)
     build_environment(domain, list(TOOL_SPECS), tmp_path / "llm", seed=0, policy_writer=LLMPolicyWriter(dead))
     policy = __import__("json").loads((tmp_path / "llm" / "policy.json").read_text())
     assert policy["generator"].startswith("programmatic (llm:m failed") and policy["rules"]
+
+
+def test_plain_requests_reuse_one_connection_and_reopen_one_the_server_closed():
+    """Plain requests go on this thread's keep-alive connection; when the server has closed it between two
+    requests (an idle timeout, a restart), the next request opens a new one at once: no retry, no backoff."""
+    import threading
+
+    answer = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}).encode()
+    accepted: list[int] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with conn:
+                for served in range(2):  # two answers per connection, then the server hangs up
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if not chunk:
+                        break
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+                    while len(body) < length:
+                        body += conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=0, timeout_s=5)
+    try:
+        started = time.monotonic()
+        replies = [client.chat(messages=[{"role": "user", "content": f"hi {i}"}]) for i in range(5)]
+        assert [r["content"] for r in replies] == ["ok"] * 5  # max_retries=0: no request needed a retry
+        assert len(accepted) == 3  # 2 + 2 + 1 requests: one connection per pair, reopened when the server hung up
+        assert time.monotonic() - started < 2
+    finally:
+        client.close()
+        listener.close()
