@@ -16,7 +16,7 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from agentscaler_dagster.definitions import build_defs
-from agentscaler_dagster.pipeline_cli import PROFILES, ConfigError, materialize_all, validate_overrides
+from agentscaler_dagster.pipeline_cli import PROFILES, ConfigError, LaunchedRuns, materialize_all, validate_overrides
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +147,26 @@ def test_a_killed_run_frees_its_pool_slot_for_the_next(tmp_path):
     assert time.monotonic() - started < 180
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_instance_fails_a_submitted_run_with_a_bad_value_before_it_is_queued(tmp_path):
+    """What the launchpad, a backfill or a sensor submits goes through the instance's coordinator, which applies
+    the CLI's value checks: a bad value fails the run at once with the field named, a good run is queued."""
+    from agentscaler_dagster.coordinator import CheckedRunCoordinator
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert isinstance(instance.run_coordinator, CheckedRunCoordinator)
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4  # the queue's limits hold
+        # runs created against the code location (a gRPC code server), as the webserver creates them
+        with LaunchedRuns(instance) as runs:
+            bad = runs.create("corpus_job", {"ops": {"api_corpus": {"config": {"max_files": -3}}}})
+            good = runs.create("corpus_job", {"ops": {"api_corpus": {"config": {"max_files": 3}}}})
+            workspace = runs._context.create_request_context()
+            assert instance.submit_run(bad.run_id, workspace).status == dg.DagsterRunStatus.FAILURE
+            assert instance.submit_run(good.run_id, workspace).status == dg.DagsterRunStatus.QUEUED
+        [failure] = instance.all_logs(bad.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert "refused before it was queued: api_corpus.max_files is -3" in failure.message
+        assert not instance.all_logs(bad.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)
