@@ -459,3 +459,22 @@ def test_evaluation_results_are_reused_only_under_the_same_server_settings(demo,
     # the in-process generator has no server: its key does not depend on the resource's settings
     assert resume_key("transformers", "programmatic", VLLMServer(max_model_len=2048)) == \
         resume_key("transformers", "programmatic", VLLMServer(max_model_len=8192)) == "transformers/programmatic"
+
+
+def test_the_resume_key_follows_the_llm_user_and_only_settings_that_change_episodes():
+    """With ``user="llm"`` the user simulator's endpoint (and its managed server) is in the key: another user model
+    plays other conversations. A key, a timeout or the concurrency do not change an episode; a programmatic user's
+    key does not depend on the endpoint at all."""
+    from agentscaler_dagster.assets.evaluation import resume_key
+
+    server = VLLMServer(model="m")
+    small = LLMEndpoint(kind="openai", base_urls=["http://u:8000/v1"], model="user-small")
+    key = resume_key("vllm", "llm", server, small)
+    assert key.startswith(resume_key("vllm", "llm", server) + "/user-")
+    assert key == resume_key("vllm", "llm", server, small.model_copy(update={"api_key": "k", "timeout_s": 5.0,
+                                                                            "max_concurrency": 64}))
+    assert key != resume_key("vllm", "llm", server, small.model_copy(update={"model": "user-large"}))
+    managed = LLMEndpoint(kind="llamacpp")
+    assert (resume_key("transformers", "llm", server, managed, LlamaCppServer(model="a.gguf"))
+            != resume_key("transformers", "llm", server, managed, LlamaCppServer(model="b.gguf")))
+    assert resume_key("vllm", "programmatic", server, small) == resume_key("vllm", "programmatic", server)

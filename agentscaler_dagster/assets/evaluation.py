@@ -36,14 +36,27 @@ _MODEL_NAMES = {"base": "base", "phase1": "phase1", "phase2": "agentscaler"}
 _SERVER_SETTINGS_WITHOUT_EFFECT = {"host", "port", "log_dir", "startup_timeout_s"}
 
 
-def resume_key(generator: str, user: str, vllm_server: VLLMServer) -> str:
-    """``evaluate``'s resume key: the generator, the user simulator and, with vllm, a hash of the server's settings.
-    The server's settings decide some outcomes (a prompt over max_model_len is refused), so a result played under
-    other settings is not reused."""
+# settings of the endpoint that cannot change what the user simulator says (a key, how long and how often to try)
+_ENDPOINT_SETTINGS_WITHOUT_EFFECT = {"api_key", "timeout_s", "max_retries", "max_concurrency"}
+
+
+def resume_key(generator: str, user: str, vllm_server: VLLMServer, llm: LLMEndpoint | None = None,
+               llamacpp_server: LlamaCppServer | None = None) -> str:
+    """``evaluate``'s resume key: the generator, the user simulator and hashes of the settings that decide episodes.
+
+    With vllm, the server's settings (a prompt over max_model_len is refused); with ``user="llm"``, the endpoint
+    the user simulator talks to and, for a managed server, that server's settings (another user model says other
+    things). A result played under other settings is not reused."""
     key = f"{generator}/{user}"
     if generator == "vllm":
         settings = vllm_server.model_dump(mode="json", exclude=_SERVER_SETTINGS_WITHOUT_EFFECT)
         key += f"/{content_hash(settings)[:12]}"
+    if user == "llm" and llm is not None:
+        settings = {"endpoint": llm.model_dump(mode="json", exclude=_ENDPOINT_SETTINGS_WITHOUT_EFFECT)}
+        server = {"vllm": vllm_server, "llamacpp": llamacpp_server}.get(llm.kind)
+        if server is not None:
+            settings["server"] = server.model_dump(mode="json", exclude=_SERVER_SETTINGS_WITHOUT_EFFECT)
+        key += f"/user-{content_hash(settings)[:12]}"
     return key
 
 
@@ -127,7 +140,7 @@ def evaluation(
             progress=progress,
             # written one by one: a run killed midway resumes where it stopped
             episodes_path=layout.evaluation / "episodes.jsonl",
-            resume_key=resume_key(config.generator, config.user, vllm_server),
+            resume_key=resume_key(config.generator, config.user, vllm_server, llm, llamacpp_server),
         )
     path = layout.evaluation / "eval_report.json"
     scores = {name: model.pass_hat_k for name, model in report.models.items()}
