@@ -432,17 +432,18 @@ def materialize_all(
             _write_run_log(instance, outcome.run_id, label, log_path)
         return outcome
 
-    def stage_done(job_name: str, outcome) -> None:
-        seconds = summary["seconds"][job_name]
-        log(f"[{job_name}] {'ok' if outcome.success else 'FAILED'} in {_clock(seconds)} (run {outcome.run_id})")
+    def whole_job(job_name: str, what: str) -> None:
+        """One run of an unpartitioned job; a failure stops the command (later jobs read its output)."""
+        log(f"[{job_name}] {what} ...")
+        outcome = run(job_name)
+        log(f"[{job_name}] {'ok' if outcome.success else 'FAILED'} in {_clock(summary['seconds'][job_name])} "
+            f"(run {outcome.run_id})")
+        if not outcome.success:
+            raise RuntimeError(f"{job_name} failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
 
     with runs:
         if "corpus_job" in jobs:
-            log("[corpus_job] ingest, tool graph, domains ...")
-            outcome = run("corpus_job")
-            stage_done("corpus_job", outcome)
-            if not outcome.success:
-                raise RuntimeError(f"corpus_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
+            whole_job("corpus_job", "ingest, tool graph, domains")
         domains = instance.get_dynamic_partitions(domain_partitions.name) if "domain_job" in jobs else []
         if "domain_job" in jobs:
             log(f"[domain_job] {len(domains)} domains")
@@ -459,11 +460,7 @@ def materialize_all(
         if "domain_job" in jobs:
             summary["seconds"]["domain_job"] = round(time.monotonic() - started, 1)
         if "training_job" in jobs:
-            log("[training_job] SFT datasets, base model, phase 1, phase 2, evaluation ...")
-            outcome = run("training_job")
-            stage_done("training_job", outcome)
-            if not outcome.success:
-                raise RuntimeError(f"training_job failed (run {outcome.run_id}); see {log_path or 'the run in the Dagster UI'}")
+            whole_job("training_job", "SFT datasets, base model, phase 1, phase 2, evaluation")
     return summary
 
 

@@ -352,6 +352,25 @@ with Environment.load(sys.argv[1]) as env:
 """
 
 
+def _counting_agents():
+    """An agent factory for ``evaluate`` (oracle agents, a different seed per model) with the models it loaded
+    and one entry per episode its agents started."""
+    loaded: list[str] = []
+    played: list[int] = []
+
+    class Counted(OracleAgentSimulator):
+        def act(self, messages, tools):
+            if len(messages) <= 2:
+                played.append(1)
+            return super().act(messages, tools)
+
+    def factory(name, path):
+        loaded.append(name)
+        return Counted(1 if name == "base" else 2, error_rate=0.5)
+
+    return factory, loaded, played
+
+
 def test_a_killed_evaluation_resumes_without_loss_or_duplicates(demo, tmp_path: Path):
     """Each finished evaluation episode is on disk at once; a resumed run plays only the missing ones, and
     a model with nothing left to play is not loaded."""
@@ -372,18 +391,7 @@ def test_a_killed_evaluation_resumes_without_loss_or_duplicates(demo, tmp_path: 
     before = [json.loads(x) for x in out.read_text().splitlines() if x.strip().endswith("}")]
     total = len(tasks) * 2 * 2
     assert 12 < len(before) < total, f"the kill did not land in the second model ({len(before)} of {total} written)"
-    loaded: list[str] = []
-    played: list[int] = []
-
-    class Counted(OracleAgentSimulator):
-        def act(self, messages, tools):
-            if len(messages) <= 2:
-                played.append(1)
-            return super().act(messages, tools)
-
-    def factory(name, path):
-        loaded.append(name)
-        return Counted(1 if name == "base" else 2, error_rate=0.5)
+    factory, loaded, played = _counting_agents()
 
     kwargs = dict(trials_k=2, seed=7, run_episode=run_episode)
     models = {"base": Path("base"), "phase2": Path("phase2")}
@@ -419,18 +427,7 @@ def test_evaluation_results_are_reused_only_under_the_same_server_settings(demo,
 
     _, env, tasks = demo
     tasks = tasks[:4]
-    loaded: list[str] = []
-    played: list[int] = []
-
-    class Counted(OracleAgentSimulator):
-        def act(self, messages, tools):
-            if len(messages) <= 2:
-                played.append(1)
-            return super().act(messages, tools)
-
-    def factory(name, path):
-        loaded.append(name)
-        return Counted(1 if name == "base" else 2, error_rate=0.5)
+    factory, loaded, played = _counting_agents()
 
     out = tmp_path / "episodes.jsonl"
     models = {"base": Path("base"), "phase2": Path("phase2")}
