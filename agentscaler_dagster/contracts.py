@@ -144,6 +144,9 @@ class Task(BaseModel):
     gold_steps: list[GoldStep] = Field(default_factory=list, description="The agent's side of each gold action.")
     confirm_tools: list[str] = Field(default_factory=list,
                                      description="Write tools the policy says need the user's explicit yes first.")
+    prompt_tools: list[str] = Field(default_factory=list,
+                                    description="The tools the agent is shown, by name, in the domain's order; "
+                                                "empty: every tool of the domain.")
 
 
 class Trajectory(BaseModel):
@@ -160,6 +163,8 @@ class Trajectory(BaseModel):
     sampling: dict = Field(default_factory=dict)
     timings: dict = Field(default_factory=dict)
     error: str | None = None
+    tool_names: list[str] = Field(default_factory=list,
+                                  description="The tools the agent was shown (the task's prompt_tools); empty: all.")
 
 
 class SFTRecord(BaseModel):

@@ -26,7 +26,8 @@ from agentscaler_dagster.rollout import (
     run_rollouts,
 )
 from agentscaler_dagster.sandbox import Environment
-from agentscaler_dagster.tasks import policy_tasks, sample_tasks, summarise_tasks
+from agentscaler_dagster.sft import build_sft_records
+from agentscaler_dagster.tasks import policy_tasks, sample_tasks, summarise_tasks, with_prompt_tools
 from agentscaler_dagster.tasks.demo_domain import build_demo_package
 from agentscaler_dagster.tasks.leakage import LeakDetector
 
@@ -158,6 +159,49 @@ def test_error_free_oracle_episodes_all_pass_the_judge(env, tasks, writes):
                 if c["function"]["name"] in task.confirm_tools:
                     asked = next(x for x in reversed(e.messages[:k]) if x["role"] == "user")
                     assert is_affirmative(asked["content"])
+
+
+def test_prompt_tools_show_the_tasks_own_tools_among_seeded_distractors(env, tasks, writes):
+    names = [t["function"]["name"] for t in env.tools]
+    assert with_prompt_tools(tasks, env, max_tools=0, seed=0) == tasks
+    assert with_prompt_tools(tasks, env, max_tools=len(names), seed=0) == tasks
+    with pytest.raises(ValueError, match="max_tools must be >= 0"):
+        with_prompt_tools(tasks, env, max_tools=-1, seed=0)
+    shown = with_prompt_tools(tasks, env, max_tools=3, seed=0)
+    assert shown == with_prompt_tools(tasks, env, max_tools=3, seed=0)
+    assert shown != with_prompt_tools(tasks, env, max_tools=3, seed=1)
+    for task in shown:
+        own = {a.name for a in task.gold_actions}
+        if task.policy_rule and task.policy_rule.startswith("transition-"):
+            own.add(task.policy_rule.removeprefix("transition-"))
+        assert own <= set(task.prompt_tools)
+        assert len(task.prompt_tools) == max(3, len(own))
+        assert task.prompt_tools == [n for n in names if n in task.prompt_tools]  # the domain's order
+
+    episodes = run_rollouts(shown, env, lambda s: OracleAgentSimulator(s, error_rate=0.0), ScenarioUserSimulator,
+                            trials=1, seed=0)
+    by_id = {t.task_id: t for t in shown}
+    for e in episodes:
+        assert e.tool_names == by_id[e.task_id].prompt_tools
+        assert judge(by_id[e.task_id], e, write_tools=writes).success
+        assert {c["function"]["name"] for m in e.messages for c in m.get("tool_calls") or []} <= set(e.tool_names)
+    records = build_sft_records(episodes, {env.domain_id: env.tools}, phase=1)
+    assert [[t["function"]["name"] for t in r.tools] for r in records] == [e.tool_names for e in episodes]
+
+    class CallsAnUnshownTool:
+        name = "calls-an-unshown-tool"
+
+        def act(self, messages, tools):
+            if messages[-1]["role"] == "tool":
+                return {"role": "assistant", "content": "done"}
+            hidden = next(n for n in names if n not in {t["function"]["name"] for t in tools})
+            return {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": hidden, "arguments": "{}"}}]}
+
+    task = next(t for t in shown if len(t.prompt_tools) < len(names))
+    episode = run_episode(task, env, CallsAnUnshownTool(), ScenarioUserSimulator(seed=0), trial=0, max_turns=2)
+    tool_reply = next(m for m in episode.messages if m["role"] == "tool")
+    assert tool_reply["content"].startswith("Error: unknown tool"), tool_reply
 
 
 @pytest.mark.parametrize("kind", MISTAKE_KINDS)

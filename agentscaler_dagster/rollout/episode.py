@@ -22,7 +22,7 @@ from agentscaler_dagster.artifacts import mark_unfinished, read_model_jsonl, wri
 from agentscaler_dagster.contracts import Task, Trajectory, canonical_json, content_hash, state_hash
 from agentscaler_dagster.rollout.protocols import AgentPolicy, UserSimulator
 from agentscaler_dagster.rollout.simulators import STOP_MARKER
-from agentscaler_dagster.tasks.environment import EnvironmentLike, domain_instructions, tool_names
+from agentscaler_dagster.tasks.environment import EnvironmentLike, domain_instructions
 
 TERMINATIONS = ("user_stop", "max_turns", "agent_error", "user_error", "setup_error")
 
@@ -58,7 +58,10 @@ def run_episode(
         )
     state = copy.deepcopy(state)
     tools = env.tools
-    known = set(tool_names(env))
+    if task.prompt_tools:
+        shown = set(task.prompt_tools)
+        tools = [t for t in tools if t["function"]["name"] in shown]
+    known = {t["function"]["name"] for t in tools}
     messages: list[dict] = [{"role": "system", "content": system_prompt or domain_instructions(env)}]
     steps: list[dict] = []
     termination, error = None, None
@@ -212,6 +215,7 @@ def _trajectory(task, env, agent, user, trial, messages, state, termination, err
         sampling=sampling,
         timings={"total_s": round(time.perf_counter() - started, 6), "steps": steps},
         error=error,
+        tool_names=list(task.prompt_tools),
         user_simulator=user_name,
         **extra,
     )

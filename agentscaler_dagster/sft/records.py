@@ -42,6 +42,10 @@ def build_sft_records(
             if tools is None:
                 known = ", ".join(sorted(tools_by_domain)[:10]) or "none"
                 raise ValueError(f"no tools for domain {trajectory.domain_id!r} (domains with tools: {known})")
+            shown = set(getattr(trajectory, "tool_names", None) or ())
+            if shown:
+                # the record's prompt is the one the agent saw: the task's prompt_tools, not the whole domain
+                tools = [tool for tool in tools if tool["function"]["name"] in shown]
             messages = normalize_messages(trajectory.messages)
             if not any(m["role"] == "assistant" for m in messages):
                 raise ValueError("no assistant turn to learn from")

@@ -14,6 +14,7 @@ from agentscaler_dagster.tasks.sampling import (
     sample_tasks,
     summarise_tasks,
     user_intent,
+    with_prompt_tools,
     write_tasks,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "sample_tasks",
     "summarise_tasks",
     "user_intent",
+    "with_prompt_tools",
     "write_tasks",
 ]

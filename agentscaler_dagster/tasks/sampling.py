@@ -94,6 +94,33 @@ def sample_tasks(
     return tasks
 
 
+def with_prompt_tools(tasks: list[Task], env: EnvironmentLike, *, max_tools: int, seed: int) -> list[Task]:
+    """``tasks`` with ``prompt_tools`` set: what the agent of each is shown when its domain has more than
+    ``max_tools`` tools (0: no limit, every task sees the whole domain).
+
+    A prompt holds the task's own tools (its gold actions, and the tool a refusal task asks for) and
+    distractors drawn from the domain's other tools, seeded by ``seed`` and the task, up to ``max_tools``;
+    listed in the domain's order, so a tool's position says nothing about whether the task needs it. Domains
+    clustered from large corpora reach 40-60 tools, whose schemas alone outrun the context a small model is
+    trained on; a tau-bench domain shows 14-16.
+    """
+    if max_tools < 0:
+        raise ValueError(f"max_tools must be >= 0 (0: every tool), got {max_tools}")
+    names = [t["function"]["name"] for t in env.tools]
+    if max_tools == 0 or len(names) <= max_tools:
+        return tasks
+    out = []
+    for task in tasks:
+        own = {a.name for a in task.gold_actions}
+        if task.policy_rule and task.policy_rule.startswith("transition-"):
+            own.add(task.policy_rule.removeprefix("transition-"))
+        others = [n for n in names if n not in own]
+        rng = random.Random(content_hash({"seed": seed, "task_id": task.task_id, "prompt_tools": max_tools}))
+        shown = own | set(rng.sample(others, max(0, min(len(others), max_tools - len(own)))))
+        out.append(task.model_copy(update={"prompt_tools": [n for n in names if n in shown]}))
+    return out
+
+
 class _Walk:
     def __init__(self, state: dict):
         self.state = state
