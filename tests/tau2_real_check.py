@@ -27,10 +27,14 @@ from loguru import logger
 
 from tau2.data_model.message import AssistantMessage, ToolCall, ToolMessage, UserMessage
 from tau2.data_model.tasks import Task
+from tau2.environment.tool import BaseTool
 from tau2.evaluator.evaluator_action import ActionEvaluator
 from tau2.evaluator.evaluator_communicate import CommunicateEvaluator
 from tau2.evaluator.evaluator_env import EnvironmentEvaluator
 
+from tau2.registry import Registry
+
+from agentscaler_dagster.evaluation.tau2_export import register_with_tau2
 from agentscaler_dagster.sandbox import Runtime
 
 
@@ -159,7 +163,49 @@ def main(out: Path) -> dict:
                                                    f"{action_empty.reward}")
                 except Exception as exc:  # noqa: BLE001 - reported, the test fails on any
                     summary["problems"].append(f"{domain_id} {task.id}: {type(exc).__name__}: {exc}")
+    summary["registry"] = registry_check(out, manifest)
     return summary
+
+
+def registry_check(out: Path, manifest: dict) -> dict:
+    """The export registered in a tau2 ``Registry`` as a harness would find it: the environment built by the
+    registered constructor (no arguments), its tools as tau2 ``BaseTool`` objects whose ``openai_schema`` is the
+    exported schema and whose call answers what ``get_response`` answers, and the tasks and splits loaders."""
+    registry = Registry()
+    names = register_with_tau2(out, registry)
+    report = {"registered": sorted(registry.get_domains()), "names": names, "tools_are_base_tools": True,
+              "schemas_equal": True, "tool_calls_checked": 0, "tool_calls_equal": 0, "tasks": {}, "splits_equal": True}
+    for name in names:
+        folder = out / name
+        tasks = registry.get_tasks_loader(name)("test")
+        report["tasks"][name] = len(tasks)
+        report["splits_equal"] &= registry.get_task_splits_loader(name)() == json.loads(
+            (folder / "split_tasks.json").read_text("utf-8"))
+        task = next((t for t in tasks if t.evaluation_criteria.actions), None)
+        env, reference = registry.get_env_constructor(name)(), registry.get_env_constructor(name)()
+        try:
+            tools = env.get_tools()
+            report["tools_are_base_tools"] &= all(isinstance(t, BaseTool) for t in tools)
+            report["schemas_equal"] &= [t.openai_schema for t in tools] == json.loads(
+                (folder / "tools.json").read_text("utf-8"))
+            if task is None:
+                continue
+            initial = task.initial_state
+            for e in (env, reference):
+                e.set_state(initialization_data=initial.initialization_data if initial else None,
+                            initialization_actions=initial.initialization_actions if initial else None,
+                            message_history=[])
+            by_name = {t.name: t for t in tools}
+            for i, action in enumerate(task.evaluation_criteria.actions):
+                answer = env.to_json_str(by_name[action.name](**action.arguments))
+                reply = reference.get_response(ToolCall(id=f"call_{i}", name=action.name,
+                                                        arguments=dict(action.arguments), requestor="assistant"))
+                report["tool_calls_checked"] += 1
+                report["tool_calls_equal"] += answer == reply.content and not reply.error
+        finally:
+            env.close()
+            reference.close()
+    return report
 
 
 if __name__ == "__main__":

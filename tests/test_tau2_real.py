@@ -52,3 +52,9 @@ def test_export_scores_as_expected_under_tau2s_own_task_model_and_evaluators(wor
     assert summary["with_actions"] == with_actions and summary["empty_action_reward_0"] == with_actions
     # ACTION is all or nothing: the gold calls less the last one score 0, not a fraction
     assert summary["multi_action_tasks"] >= 2 and summary["partial_action_reward_0"] == summary["multi_action_tasks"]
+    # registered in tau2's registry: tau2 BaseTool objects over the exported schemas, calls through the sandbox
+    registry = summary["registry"]
+    assert registry["registered"] == registry["names"] == sorted(world["tasks"])
+    assert registry["tasks"] == {d: len(t) for d, t in world["tasks"].items()} and registry["splits_equal"]
+    assert registry["tools_are_base_tools"] and registry["schemas_equal"]
+    assert registry["tool_calls_checked"] >= 2 and registry["tool_calls_equal"] == registry["tool_calls_checked"]

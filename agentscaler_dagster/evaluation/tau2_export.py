@@ -18,7 +18,8 @@ the same for each exported domain, from the project's own contracts:
 ``OUT/<domain_id>/gold.json``
     the project's side of each task (initial state, gold state hash, refusal rule), for ``verify_export``.
 ``OUT/<domain_id>/environment.py``
-    tau2-style entry points, ``get_environment()`` and ``get_tasks()``.
+    tau2-style entry points, ``get_environment()``, ``get_tasks()`` and ``get_task_splits()``;
+    ``register_with_tau2`` puts them in tau2's registry.
 
 ``Tau2Environment`` is the callable side: the methods a tau2 harness calls on a domain's environment
 (``get_tools``, ``use_tool``, ``make_tool_call``, ``get_response``, ``set_state``, ``get_db_hash`` ...). Every
@@ -53,8 +54,8 @@ LOAD_STATE = "load_initial_state"
 MANIFEST = "manifest.json"
 
 __all__ = [
-    "DEFAULT_REWARD_BASIS", "REWARD_TYPES", "Tau2Environment", "Tau2ToolError", "export_tau2", "load_tau2_tasks",
-    "task_to_tau2", "verify_export",
+    "DEFAULT_REWARD_BASIS", "REWARD_TYPES", "Tau2Environment", "Tau2ToolError", "export_tau2", "load_task_splits",
+    "load_tau2_tasks", "register_with_tau2", "task_to_tau2", "verify_export",
 ]
 
 
@@ -250,12 +251,14 @@ def _sha(data: bytes) -> str:
 _ENTRY_POINTS = '''"""tau2-style entry points of the exported domain {domain!r} (written by `agentscaler export-tau2`).
 
 get_environment() returns agentscaler_dagster's Tau2Environment: the domain's tools run in agentscaler's sandboxed
-worker, never in this process. get_tasks() returns tau2 Task models when tau2-bench is importable, else dicts.
+worker, never in this process. get_tasks() returns tau2 Task models when tau2-bench is importable, else dicts;
+get_task_splits() the split's task ids. agentscaler_dagster.evaluation.tau2_export.register_with_tau2 registers all
+three in tau2's registry under the domain's name.
 """
 
 from pathlib import Path
 
-from agentscaler_dagster.evaluation.tau2_export import Tau2Environment, load_tau2_tasks
+from agentscaler_dagster.evaluation.tau2_export import Tau2Environment, load_task_splits, load_tau2_tasks
 
 DOMAIN_DIR = Path(__file__).resolve().parent
 DOMAIN_NAME = {domain!r}
@@ -267,6 +270,10 @@ def get_environment(db=None, solo_mode=False, **kwargs):
 
 def get_tasks(task_split_name=None):
     return load_tau2_tasks(DOMAIN_DIR, task_split_name)
+
+
+def get_task_splits():
+    return load_task_splits(DOMAIN_DIR)
 '''
 
 
@@ -386,12 +393,46 @@ def _clear(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def load_task_splits(domain_dir: str | Path) -> dict[str, list[str]]:
+    """The exported domain's task splits (``{"test": [task ids]}``: every exported task is held out)."""
+    return json.loads((Path(domain_dir) / "split_tasks.json").read_text("utf-8"))
+
+
+def register_with_tau2(out: str | Path, registry: Any = None) -> list[str]:
+    """Register every domain of the export at ``out`` in tau2's registry (``tau2.registry.registry`` unless one is
+    given): its ``get_environment``, ``get_tasks`` and ``get_task_splits``, under the domain's id. Returns the ids.
+
+    tau2 finds domains only in its registry, so a harness built on it (``tau2 run``'s code path, or a script that
+    calls ``registry.get_env_constructor``) calls this first, in its own process. A name tau2 already has is refused
+    by tau2 itself (``ValueError``).
+    """
+    import importlib.util
+
+    out = Path(out)
+    if registry is None:
+        from tau2.registry import registry  # type: ignore[import-not-found]
+    manifest = json.loads((out / MANIFEST).read_text("utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{out / MANIFEST} is not a tau2 export of this project (format {manifest.get('format')!r})")
+    names = []
+    for domain_id in sorted(manifest["domains"]):
+        spec = importlib.util.spec_from_file_location(
+            f"agentscaler_tau2_{content_hash({'out': str(out.resolve()), 'domain': domain_id})[:12]}",
+            out / domain_id / "environment.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        registry.register_domain(module.get_environment, domain_id)
+        registry.register_tasks(module.get_tasks, domain_id, get_task_splits=module.get_task_splits)
+        names.append(domain_id)
+    return names
+
+
 def load_tau2_tasks(domain_dir: str | Path, task_split_name: str | None = None) -> list:
     """The exported tasks of a domain (of one split when named): tau2 ``Task`` models if tau2 is importable."""
     domain_dir = Path(domain_dir)
     tasks = json.loads((domain_dir / "tasks.json").read_text("utf-8"))
     if task_split_name is not None:
-        splits = json.loads((domain_dir / "split_tasks.json").read_text("utf-8"))
+        splits = load_task_splits(domain_dir)
         if task_split_name not in splits:
             raise ValueError(f"no split {task_split_name!r}; the export has {', '.join(sorted(splits))}")
         wanted = set(splits[task_split_name])
@@ -472,9 +513,15 @@ class Tau2Environment:
     def get_policy(self) -> str:
         return self.policy
 
-    def get_tools(self) -> list[dict]:
-        """The tools in OpenAI function format (the ``openai_schema`` of tau2's tools)."""
-        return copy.deepcopy(self._env.tools)
+    def get_tools(self) -> list:
+        """The agent's tools: tau2 ``BaseTool`` objects when tau2 is importable (tau2's agents read their ``name``
+        and ``openai_schema``; calling one runs the tool through the sandbox, as ``use_tool`` does), else the
+        OpenAI function dicts themselves."""
+        schemas = copy.deepcopy(self._env.tools)
+        tool_class = _tau2_tool_class()
+        if tool_class is None:
+            return schemas
+        return [tool_class.over(schema, self) for schema in schemas]
 
     def get_user_tools(self) -> list[dict]:
         raise ValueError("User tools not available: exported domains have tools for the agent only")
@@ -626,6 +673,44 @@ class Tau2Environment:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_TOOL_CLASS: list = []
+
+
+def _tau2_tool_class() -> Any:
+    """A subclass of tau2's ``BaseTool`` for exported tools, or None without tau2 (made once, on first use)."""
+    if not _TOOL_CLASS:
+        try:
+            from pydantic import ConfigDict, PrivateAttr
+            from tau2.environment.tool import BaseTool  # type: ignore[import-not-found]
+        except ImportError:
+            _TOOL_CLASS.append(None)
+        else:
+            class SandboxedTool(BaseTool):
+                """One exported tool: the schema it was exported with; a call runs in the environment's sandbox."""
+
+                model_config = ConfigDict(arbitrary_types_allowed=True)
+                function_schema: dict
+                _environment: Any = PrivateAttr(default=None)
+
+                @classmethod
+                def over(cls, schema: dict, environment: "Tau2Environment") -> "SandboxedTool":
+                    tool = cls(name=schema["function"]["name"], function_schema=schema)
+                    tool._environment = environment
+                    return tool
+
+                @property
+                def openai_schema(self) -> dict:
+                    return copy.deepcopy(self.function_schema)
+
+                def _call(self, *args: Any, **kwargs: Any) -> Any:
+                    if args:
+                        raise TypeError(f"{self.name} takes keyword arguments only (its schema's parameters)")
+                    return self._environment.use_tool(self.name, **kwargs)
+
+            _TOOL_CLASS.append(SandboxedTool)
+    return _TOOL_CLASS[0]
 
 
 def _tool_message(fields: dict) -> Any:
