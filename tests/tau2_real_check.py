@@ -9,7 +9,11 @@ exported domain and task:
   on a trajectory of tau2 messages that performs the gold actions (tool calls answered through the environment's
   ``get_response``, as tau2's orchestrator does) and on one that performs none;
 * ``ActionEvaluator`` and ``CommunicateEvaluator`` on both trajectories, and ``ActionEvaluator`` on the gold one
-  less its last call (and the repeats of it).
+  less its last call (and the repeats of it);
+* the export registered in a tau2 ``Registry`` (``register_with_tau2``): tools as ``BaseTool`` objects, loaders.
+
+``python tests/tau2_real_check.py EXPORT_DIR --orchestrator BASE_URL MODEL`` instead plays the first exported task
+with tau2's own ``run_task`` (its LLM agent and user simulator, through litellm, against that server).
 
 Nothing here imports pytest or the project's test helpers: this interpreter has tau2 and the exported environment's
 own dependencies only.
@@ -34,7 +38,7 @@ from tau2.evaluator.evaluator_env import EnvironmentEvaluator
 
 from tau2.registry import Registry
 
-from agentscaler_dagster.evaluation.tau2_export import register_with_tau2
+from agentscaler_dagster.evaluation.tau2_export import load_tau2_tasks, register_with_tau2
 from agentscaler_dagster.sandbox import Runtime
 
 
@@ -208,5 +212,28 @@ def registry_check(out: Path, manifest: dict) -> dict:
     return report
 
 
+def orchestrator_check(out: Path, base_url: str, model: str) -> dict:
+    """tau2's own ``run_task`` on the first exported task: the domain found in tau2's global registry (where
+    ``tau2 run`` looks), tau2's ``LLMAgent`` given the environment's tools and policy, tau2's ``UserSimulator``
+    given the task's user scenario, both through litellm to the OpenAI-compatible server at ``base_url``."""
+    from tau2.run import run_task
+
+    names = register_with_tau2(out)
+    domain = names[0]
+    task = load_tau2_tasks(out / domain, "test")[0]
+    llm_args = {"api_base": base_url, "api_key": "none", "temperature": 0.0, "max_tokens": 48}
+    simulation = run_task(domain, task, agent="llm_agent", user="user_simulator", llm_agent=f"openai/{model}",
+                          llm_args_agent=llm_args, llm_user=f"openai/{model}", llm_args_user=llm_args,
+                          max_steps=6, max_errors=3, seed=0)
+    roles = [m.role for m in simulation.messages]
+    return {"domain": domain, "task": task.id, "termination": simulation.termination_reason.value,
+            "roles": roles, "assistant_messages": roles.count("assistant"), "user_messages": roles.count("user"),
+            "tool_messages": roles.count("tool"), "reward": simulation.reward_info.reward if simulation.reward_info else None}
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(Path(sys.argv[1])), sort_keys=True))
+    if len(sys.argv) == 5 and sys.argv[2] == "--orchestrator":
+        logger.remove()
+        print(json.dumps(orchestrator_check(Path(sys.argv[1]), sys.argv[3], sys.argv[4]), sort_keys=True))
+    else:
+        print(json.dumps(main(Path(sys.argv[1])), sort_keys=True))

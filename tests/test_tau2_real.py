@@ -58,3 +58,20 @@ def test_export_scores_as_expected_under_tau2s_own_task_model_and_evaluators(wor
     assert registry["tasks"] == {d: len(t) for d, t in world["tasks"].items()} and registry["splits_equal"]
     assert registry["tools_are_base_tools"] and registry["schemas_equal"]
     assert registry["tool_calls_checked"] >= 2 and registry["tool_calls_equal"] == registry["tool_calls_checked"]
+
+
+@needs_tau2
+def test_tau2s_own_orchestrator_plays_an_exported_task_against_a_real_server(exported, llamacpp_server):  # noqa: F811
+    """tau2's run_task, unchanged: the registered domain, its LLMAgent and UserSimulator through litellm to a real
+    llama.cpp server. A 270M model solves nothing here; what is checked is that tau2's harness runs the exported
+    environment to one of its own ends (not an error) and evaluates the run."""
+    assert HAVE_TAU2, f"AGENTSCALER_REQUIRE_TAU2=1 but {TAU2_PYTHON} is missing: run `bash scripts/setup_tau2.sh`"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # offline: no price fetch
+    proc = subprocess.run([str(TAU2_PYTHON), str(REPO / "tests" / "tau2_real_check.py"), str(exported["out"]),
+                           "--orchestrator", llamacpp_server, "gemma3-270m"],
+                          capture_output=True, text=True, env=env, cwd=exported["out"], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert run["termination"] in {"user_stop", "agent_stop", "max_steps"}, run
+    assert run["assistant_messages"] >= 2 and run["user_messages"] >= 1, run  # the first is tau2's fixed greeting
+    assert run["reward"] is not None and 0.0 <= run["reward"] <= 1.0
