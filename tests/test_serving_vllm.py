@@ -244,3 +244,43 @@ def test_bfcl_questions_answered_by_the_served_model_as_in_process(vllm, model_d
     assert [a["raw"] for a in answers] == alone  # greedy: each answer is the question's own, in order
     assert all(a["result"] is None or isinstance(a["result"], list) for a in answers)
     assert generator.new_tokens > 0 and generator.seconds > 0
+
+
+def test_the_evaluation_agent_prompts_the_served_checkpoint_exactly_as_it_was_trained(vllm, model_dir, demo):
+    """Train/serve skew: SFT records render tools as compact signatures (``render``); the chat endpoint renders the
+    OpenAI schemas itself, a prompt the checkpoint never saw. ``ServedTemplateAgent`` sends the training render to
+    ``/v1/completions``: the server reads it token for token, and an episode runs through it."""
+    import httpx
+    from transformers import AutoTokenizer
+
+    from agentscaler_dagster.evaluation.agent import ServedTemplateAgent
+    from agentscaler_dagster.sft.chat_template import render
+    from agentscaler_dagster.tasks import domain_instructions
+
+    env, tasks = demo
+    messages = [{"role": "system", "content": domain_instructions(env)}, {"role": "user", "content": "Where is my order?"}]
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    trained = tokenizer(render(tokenizer, messages, env.tools, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    server = vllm.start()
+    chat_prompt = httpx.post(server.base_url.removesuffix("/v1") + "/tokenize", timeout=60, json={
+        "model": server.served_model, "messages": messages, "tools": env.tools, "add_generation_prompt": True}).json()["tokens"]
+    assert chat_prompt != trained and len(chat_prompt) > len(trained)  # the chat endpoint's own rendering differs
+
+    with _client(vllm, max_concurrency=4) as client:
+        agent = ServedTemplateAgent(client, model_dir, max_new_tokens=8)
+        seen = []
+        complete = client.complete
+
+        def recording(**kwargs):
+            reply = complete(**kwargs)
+            seen.append((kwargs["prompt"], reply["prompt_tokens"]))
+            return reply
+
+        client.complete = recording
+        reply = agent.act(messages, env.tools)
+        assert reply["role"] == "assistant"
+        assert seen[0][1] == len(trained)  # the server read the training render, no second <bos>
+        assert tokenizer(seen[0][0], add_special_tokens=False)["input_ids"] == trained
+        [episode] = run_rollouts(tasks[:1], env, lambda s: agent.clone(), ScenarioUserSimulator, trials=1, seed=0,
+                                 max_turns=2, concurrency=1)
+    assert episode.termination in {"user_stop", "max_turns"}, (episode.termination, episode.error)

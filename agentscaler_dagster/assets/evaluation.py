@@ -9,7 +9,8 @@ from agentscaler_dagster.assets._metadata import picture, result
 from agentscaler_dagster.domains.store import read_domains
 from agentscaler_dagster.evaluation import evaluate
 from agentscaler_dagster.assets.sft import domain_services
-from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient, OpenAIUserSimulator
+from agentscaler_dagster.evaluation.agent import ServedTemplateAgent
+from agentscaler_dagster.llm import OpenAICompatibleClient, OpenAIUserSimulator
 from agentscaler_dagster.resources import ArtifactStore, LlamaCppServer, LLMEndpoint, PhasePlan, VLLMServer
 from agentscaler_dagster.rollout import ScenarioUserSimulator, run_episode
 from agentscaler_dagster.sandbox import Environment
@@ -49,6 +50,7 @@ def resume_key(generator: str, user: str, vllm_server: VLLMServer, llm: LLMEndpo
     things). A result played under other settings is not reused."""
     key = f"{generator}/{user}"
     if generator == "vllm":
+        key += "/template-prompt"  # the checkpoint's own template renders the prompt (before: the chat endpoint's)
         settings = vllm_server.model_dump(mode="json", exclude=_SERVER_SETTINGS_WITHOUT_EFFECT)
         key += f"/{content_hash(settings)[:12]}"
     if user == "llm" and llm is not None:
@@ -63,7 +65,8 @@ def resume_key(generator: str, user: str, vllm_server: VLLMServer, llm: LLMEndpo
 @dg.asset(
     deps=["phase2_checkpoint", "phase1_checkpoint", "base_model", "tasks", "environment"],
     group_name="evaluation",
-    code_version="4",  # 3: episodes written one by one, resumed after a kill; 4: server settings in the resume key
+    code_version="5",  # 3: episodes written one by one, resumed after a kill; 4: server settings in the resume key;
+    # 5: served checkpoints are prompted with their own template (as trained), not by the chat endpoint
     kinds={"json"},
     pool="gpu",  # a local model generates here (in-process or through a managed vLLM server)
 )
@@ -121,7 +124,9 @@ def evaluation(
                 context.log.info(f"vLLM serves {name} ({model_dir}) at {server.base_url}, ready in {server.startup_s} s")
                 client = running.enter_context(OpenAICompatibleClient(base_url=server.base_url, model=server.served_model,
                                                                       max_concurrency=concurrency))
-                return OpenAIChatAgent(client=client, temperature=config.temperature, max_tokens=config.max_new_tokens, seed=config.seed)
+                # prompted as trained (the template's tool signatures), not through the chat endpoint's own rendering
+                return ServedTemplateAgent(client, model_dir, max_new_tokens=config.max_new_tokens,
+                                           temperature=config.temperature, seed=config.seed)
 
         report = evaluate(
             {_MODEL_NAMES[m]: layout.model(m) for m in config.models},

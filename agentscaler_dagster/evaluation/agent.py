@@ -88,3 +88,54 @@ class TransformersAgent:
         text = self.generate_text(prompt)
         prior_calls = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
         return parse_assistant_output(text, first_index=prior_calls)
+
+
+class ServedTemplateAgent:
+    """AgentPolicy over a checkpoint served by an OpenAI-compatible server, prompted exactly as it was trained.
+
+    The prompt is rendered here with the checkpoint's own chat template (``render``: tools as compact
+    signatures, as every SFT record renders) and sent to ``/v1/completions`` as text (the server adds no special
+    tokens: the template has its ``<bos>``); the reply is parsed with ``parse_assistant_output``, the inverse of
+    how an assistant turn renders. The chat endpoint would let the server render the tools itself, from their
+    JSON schemas: a prompt the checkpoint never saw in training, two to six times longer.
+    """
+
+    def __init__(self, client, model_dir: Path, *, max_new_tokens: int = 128, temperature: float = 0.0,
+                 seed: int = 0, name: str | None = None):
+        from transformers import AutoTokenizer
+
+        from agentscaler_dagster.sft.chat_template import CHAT_TEMPLATE
+
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.client, self.model_dir = client, Path(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        if not getattr(self.tokenizer, "chat_template", None):
+            self.tokenizer.chat_template = CHAT_TEMPLATE
+        self.name = name or f"served:{client.model}"
+        self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
+
+    @property
+    def sampling(self) -> dict:
+        return {"temperature": self.temperature, "max_tokens": self.max_new_tokens, "seed": self.seed}
+
+    def clone(self) -> "ServedTemplateAgent":
+        """Another agent on the same client and tokenizer: for concurrent episodes."""
+        other = object.__new__(ServedTemplateAgent)
+        other.__dict__.update(self.__dict__)
+        return other
+
+    def reset(self, *, seed: int) -> None:
+        self.seed = seed
+
+    def act(self, messages: list[dict], tools: list[dict]) -> dict:
+        prompt = render(self.tokenizer, messages, tools, add_generation_prompt=True)
+        extra = {"add_special_tokens": False}
+        if self.temperature > 0:
+            extra["seed"] = self.seed
+        reply = self.client.complete(prompt=prompt, max_tokens=self.max_new_tokens, temperature=self.temperature,
+                                     stop=[END_OF_TURN], extra=extra)
+        prior_calls = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+        return parse_assistant_output(reply["text"], first_index=prior_calls)
