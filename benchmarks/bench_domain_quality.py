@@ -16,7 +16,6 @@ adjusted_mutual_info_score / adjusted_rand_score; the misc set-aside counts as o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -74,8 +74,6 @@ def main() -> int:
         print(f"bench_headline: unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}", file=sys.stderr)
         return 2
 
-    import dagster as dg
-
     from agentscaler_dagster.definitions import build_defs
     from agentscaler_dagster.pipeline_cli import cli_run_tags, materialize_all, open_instance
     from agentscaler_dagster.starter_corpus import starter_corpus_files

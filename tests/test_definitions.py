@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from agentscaler_dagster.definitions import defs
 

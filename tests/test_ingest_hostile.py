@@ -19,7 +19,7 @@ import pytest
 
 from agentscaler_dagster.corpus import IngestError, ingest, read_corpus
 from agentscaler_dagster.corpus import cli as corpus_cli
-from agentscaler_dagster.corpus.ingest import discover, read_spec_bytes
+from agentscaler_dagster.corpus.ingest import read_spec_bytes
 from agentscaler_dagster.corpus.readers import MAX_BYTES, FileProblem
 
 GOOD_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.",

@@ -117,7 +117,7 @@ def evaluation(
             running = ExitStack()
             stack.callback(running.close)
 
-            def agent_factory(name, model_dir):
+            def served_agent(name, model_dir):
                 running.close()  # one model server at a time: the previous model is done
                 server = running.enter_context(vllm_server.serve(str(model_dir)))
                 servers.append({"model": name, "model_dir": str(model_dir), "startup_s": server.startup_s})
@@ -127,6 +127,8 @@ def evaluation(
                 # prompted as trained (the template's tool signatures), not through the chat endpoint's own rendering
                 return ServedTemplateAgent(client, model_dir, max_new_tokens=config.max_new_tokens,
                                            temperature=config.temperature, seed=config.seed)
+
+            agent_factory = served_agent
 
         report = evaluate(
             {_MODEL_NAMES[m]: layout.model(m) for m in config.models},
