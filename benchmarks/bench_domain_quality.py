@@ -136,9 +136,11 @@ def part_final(lines: list[str], corpora: list[str]) -> None:
         lines.append(f"| {name} | {len(tools)} | {len(set(labels.values()))} | baseline | {b['n']} | {b['ami']:.3f} | "
                      f"{b['ari']:.3f} | - | - | - | {tb:.1f} |")
         print(lines[-1], flush=True)
-        for label, cfg in (("default", _config()), ("paper text (parameters only), threshold 0.65, resolution 1",
-                                                    _config(text_fields="parameters", threshold=0.65,
-                                                            resolution=1.0))):
+        for label, cfg in (("default", _config()),
+                           ("default without the API rules (fragments, twins)",
+                            _config(join_api_fragments=False, twin_min_shared=0)),
+                           ("paper text (parameters only), threshold 0.65, resolution 1",
+                            _config(text_fields="parameters", threshold=0.65, resolution=1.0))):
             t0 = time.perf_counter()
             dom, rep = ours(tools, cfg)
             s = scores(dom, labels)

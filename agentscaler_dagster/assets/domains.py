@@ -17,6 +17,7 @@ class DomainsConfig(dg.Config):
     algorithm: str = Field(default="leiden", description="leiden (default) or louvain (the paper's choice).")
     resolution: float | None = Field(default=None, gt=0.0, description="Community detection resolution; empty: chosen from a target range of domain sizes (domains/auto.py).")
     seed: int = Field(default=0, ge=0, description="Seed for community detection.")
+    twin_min_shared: int = Field(default=3, ge=0, description="Two APIs in one domain sharing at least this many tool names are cut apart (one environment cannot hold both); 0: off.")
     # a domain's tools all go into the agent's prompt: bounded domains keep that prompt trainable
     max_domain_share: float = Field(default=0.1, gt=0.0, le=1.0, description="Communities above this share of all tools are split again; the domain check fails if one still is.")
 
@@ -25,7 +26,7 @@ class DomainsConfig(dg.Config):
     specs=[
         dg.AssetSpec("tool_graph", deps=["api_corpus"], group_name="domains", code_version="1", kinds={"igraph", "parquet"},
                      description="Tools linked where their parameter embeddings are similar (blockwise cosine)."),
-        dg.AssetSpec("domains", deps=["tool_graph"], group_name="domains", code_version="1", kinds={"leiden", "parquet"},
+        dg.AssetSpec("domains", deps=["tool_graph"], group_name="domains", code_version="2",  # 2: API fragments, twin APIs kinds={"leiden", "parquet"},
                      description="Communities of the tool graph; each becomes a `domain` partition."),
     ],
     check_specs=[dg.AssetCheckSpec("largest_domain_share", asset="domains",
@@ -80,6 +81,8 @@ def tool_graph_and_domains(context: dg.AssetExecutionContext, config: DomainsCon
             "resolution": float(report["resolution"]),
             "resolution_chosen_by": report["auto"].get("resolution", {}).get("rule", "config"),
             "largest_domain_share": share,
+            "api_fragments_joined": len(report["api_fragments_joined"]),
+            "twin_api_cuts": sum(len(e["parts"]) - 1 - len(e["kept_together"]) for e in report["twin_apis"]),
             "largest_domains": dg.MetadataValue.md(
                 "| domain | label | tools |\n|---|---|---|\n"
                 + "\n".join(f"| {d.domain_id} | {d.label} | {len(d.tool_ids)} |" for d in largest)

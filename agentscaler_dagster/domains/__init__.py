@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field
 from agentscaler_dagster.artifacts import seal
 from agentscaler_dagster.contracts import Domain, ToolSpec, canonical_json, content_hash
 from agentscaler_dagster.domains.auto import auto_resolution, auto_threshold
-from agentscaler_dagster.domains.community import MISC, detect, fold_tiny, modularity, split_cap, split_giants
+from agentscaler_dagster.domains.community import (MISC, detect, fold_tiny, join_api_fragments, modularity,
+                                                   separate_twins, split_cap, split_giants)
 from agentscaler_dagster.domains.embed import (
     EmbeddingCache,
     HashingEmbedder,
@@ -102,6 +103,15 @@ class DomainConfig(BaseModel):
         default=40, ge=1,
         description="A community is split for its share only when it also holds more than this many tools: on a "
         "small corpus 10 % is a handful of tools, and an API of 20 tools is one domain, not two.")
+    join_api_fragments: bool = Field(
+        default=True,
+        description="A domain made only of one API's tools joins the domain holding more of that API's tools when "
+        "both together stay within the giant cap (an API under the cap is one domain).")
+    twin_min_shared: int = Field(
+        default=3, ge=0,
+        description="Two APIs in one domain that share at least this many tool names (as the sources wrote them) "
+        "are two implementations of one interface: the domain is cut along API lines so no environment holds "
+        "both. One or two shared names (get, update, TagResource) are a naming habit, not an interface. 0: off.")
     cache_dir: Path | None = Field(
         default=None, description="Folder of the embedding cache (keyed by content hash); None = no cache.")
     write_graphml: bool = Field(default=True, description="Also write tool_graph.graphml (large for big corpora).")
@@ -223,6 +233,19 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
         real = membership[membership != MISC]
         if not len(real) or np.bincount(real).max() <= cap or (log and not any(e["split"] for e in log)):
             break
+    api_keys = [t.source.api_title or t.source.file for t in tools]
+    fragment_log: list[dict] = []
+    if config.join_api_fragments:
+        membership, fragment_log = join_api_fragments(membership, api_keys, max_tools=cap)
+    if fragment_log:
+        say(f"API fragments: {len(fragment_log)} joined their API's domain")
+    membership, twin_log = separate_twins(
+        membership, api_keys,
+        [(t.source.original_name or t.name).lower() for t in tools], graph.sources, graph.targets, graph.weights,
+        min_shared=config.twin_min_shared, min_size=config.min_domain_size)
+    if twin_log:
+        say(f"twin APIs: {sum(len(e['parts']) - 1 - len(e['kept_together']) for e in twin_log)} cut(s) in "
+            f"{len(twin_log)} domain(s)")
     final_modularity = modularity(g, membership)
     t_comm = time.perf_counter()
 
@@ -303,6 +326,8 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
         "boilerplate_apis": len(skip),
         "giant_splits": split_log,
         "folding": fold_stats,
+        "api_fragments_joined": fragment_log,
+        "twin_apis": twin_log,
         "misc_domain_id": misc.domain_id if misc else None,
         "misc_tools": len(misc.tool_ids) if misc else 0,
         "largest_domain_share": round(max(sizes) / n, 6),

@@ -10,6 +10,16 @@ Order: detect (Leiden, or Louvain as in the paper) -> split giant communities ->
   community it shares the most edge weight with; one with no edges to another community joins the
   community of the most similar tool outside it when that similarity reaches ``attach_floor``, else it goes
   to the set-aside ``misc`` group (label ``misc``, reported as ``misc_domain_id``).
+- API fragments: a domain made only of one API's tools, where more of that API's tools are in another domain,
+  joins the domain holding most of them when the two together stay within the giant cap
+  (Leiden at a high threshold can cut three unit conversions off a 22-tool vehicle API; an API under the cap
+  is one domain, as ``split_min_tools`` says).
+- Twin APIs (last): two APIs in one domain that share at least ``twin_min_shared`` tool names are two
+  implementations of one interface (BFCL's key-value and vector archival memory, a sandbox and a production
+  host of one service). One environment cannot hold both without two tools that do the same thing under the
+  same name, so the domain is cut along API lines: each API, largest first, joins the part it shares the most
+  edge weight with among the parts that hold none of its twins, else starts a part. A part that would stay
+  under ``min_domain_size`` is not cut off (reported as kept).
 """
 
 from __future__ import annotations
@@ -190,6 +200,102 @@ def fold_tiny(membership: np.ndarray, sources: np.ndarray, targets: np.ndarray, 
                 stats["to_misc"] += int(rows.sum())
         membership = target
     return canonical_membership(membership), stats
+
+
+def join_api_fragments(membership: np.ndarray, apis: list[str], *, max_tools: int) -> tuple[np.ndarray, list[dict]]:
+    """Merge single-API domains into the domain holding more of the same API's tools (within ``max_tools``)."""
+    membership = membership.copy()
+    log: list[dict] = []
+    if len(membership) == 0:
+        return canonical_membership(membership), log
+    count: dict[int, dict[str, int]] = {}
+    for c, a in zip(membership.tolist(), apis):
+        if c != MISC:
+            count.setdefault(c, {}).setdefault(a, 0)
+            count[c][a] += 1
+    # smallest fragments first; ties by community id (deterministic)
+    fragments = sorted((c for c, per in count.items() if len(per) == 1), key=lambda c: (sum(count[c].values()), c))
+    for f in fragments:
+        if f not in count or len(count[f]) != 1:
+            continue  # already merged away, or something joined it
+        (api, size), = count[f].items()
+        homes = [c for c, per in count.items() if c != f and per.get(api)]
+        if not homes:
+            continue
+        target = max(homes, key=lambda c: (count[c][api], sum(count[c].values()), -c))
+        # only the smaller piece moves: a whole API beside a few of its tools elsewhere stays put
+        if count[target][api] <= size or sum(count[target].values()) + size > max_tools:
+            continue
+        membership[membership == f] = target
+        count[target][api] += size
+        del count[f]
+        log.append({"api": api, "tools": size, "into_size": sum(count[target].values()) - size})
+    return canonical_membership(membership), log
+
+
+def separate_twins(membership: np.ndarray, apis: list[str], names: list[str], sources: np.ndarray,
+                   targets: np.ndarray, weights: np.ndarray, *, min_shared: int,
+                   min_size: int) -> tuple[np.ndarray, list[dict]]:
+    """Cut domains that hold twin APIs (``min_shared`` or more tool names in common) along API lines.
+
+    ``apis[i]`` / ``names[i]`` are tool ``i``'s API key and its name as the source wrote it (lower case).
+    Returns the membership and one log entry per domain that held twins.
+    """
+    membership = membership.copy()
+    log: list[dict] = []
+    if min_shared <= 0 or len(membership) == 0:
+        return canonical_membership(membership), log
+    next_id = int(membership.max()) + 1
+    # the edges inside each domain, grouped once (a full directory has millions of edges)
+    inside = membership[sources] == membership[targets]
+    e_dom = membership[sources][inside]
+    order = np.argsort(e_dom, kind="stable")
+    e_dom, e_src, e_dst, e_w = e_dom[order], sources[inside][order], targets[inside][order], weights[inside][order]
+    for c in sorted(set(membership.tolist()) - {MISC}):
+        rows = np.flatnonzero(membership == c)
+        by_api: dict[str, list[int]] = {}
+        for i in rows.tolist():
+            by_api.setdefault(apis[i], []).append(i)
+        if len(by_api) < 2:
+            continue
+        api_names = {a: {names[i] for i in r} for a, r in by_api.items()}
+        keys = sorted(by_api, key=lambda a: (-len(by_api[a]), a))
+        twins = {a: {b for b in keys if b != a and len(api_names[a] & api_names[b]) >= min_shared} for a in keys}
+        if not any(twins.values()):
+            continue
+        lo, hi = np.searchsorted(e_dom, c, side="left"), np.searchsorted(e_dom, c, side="right")
+        edges = list(zip(e_src[lo:hi].tolist(), e_dst[lo:hi].tolist(), e_w[lo:hi].tolist()))
+        part_of_row: dict[int, int] = {}
+        parts: list[list[str]] = []
+        for a in keys:
+            a_rows = set(by_api[a])
+            # edge weight between this API's tools and each part's tools
+            weight = [0.0] * len(parts)
+            for s_, t_, w in edges:
+                for x, y in ((s_, t_), (t_, s_)):
+                    if x in a_rows and y in part_of_row:
+                        weight[part_of_row[y]] += w
+            free = [k for k, members in enumerate(parts) if not (set(members) & twins[a])]
+            if free:
+                best = max(free, key=lambda k: (weight[k], sum(len(by_api[b]) for b in parts[k]), -k))
+                parts[best].append(a)
+            else:
+                parts.append([a])
+                best = len(parts) - 1
+            for i in by_api[a]:
+                part_of_row[i] = best
+        sizes = [sum(len(by_api[a]) for a in part) for part in parts]
+        entry = {"domain_size": int(len(rows)), "twins": sorted(sorted((a, b)) for a in keys for b in twins[a] if a < b),
+                 "parts": [sorted(part) for part in parts], "kept_together": []}
+        for k, part in enumerate(parts[1:], start=1):
+            if sizes[k] < min_size:
+                entry["kept_together"].append(sorted(part))
+                continue
+            for a in part:
+                membership[by_api[a]] = next_id
+            next_id += 1
+        log.append(entry)
+    return canonical_membership(membership), log
 
 
 def modularity(g, membership: np.ndarray) -> float:
