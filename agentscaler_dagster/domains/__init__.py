@@ -106,7 +106,7 @@ class DomainConfig(BaseModel):
     join_api_fragments: bool = Field(
         default=True,
         description="A domain made only of one API's tools joins the domain holding more of that API's tools when "
-        "both together stay within the giant cap (an API under the cap is one domain).")
+        "both together hold at most split_min_tools tools (an API of that size is one domain).")
     twin_min_shared: int = Field(
         default=3, ge=0,
         description="Two APIs in one domain that share at least this many tool names (as the sources wrote them) "
@@ -236,7 +236,9 @@ def discover_domains(tools: list[ToolSpec], out_dir: Path, config: DomainConfig 
     api_keys = [t.source.api_title or t.source.file for t in tools]
     fragment_log: list[dict] = []
     if config.join_api_fragments:
-        membership, fragment_log = join_api_fragments(membership, api_keys, max_tools=cap)
+        # up to split_min_tools, not the share cap: on a big corpus 10 % is thousands of tools, and a domain's
+        # tools all go into one prompt
+        membership, fragment_log = join_api_fragments(membership, api_keys, max_tools=config.split_min_tools)
     if fragment_log:
         say(f"API fragments: {len(fragment_log)} joined their API's domain")
     membership, twin_log = separate_twins(

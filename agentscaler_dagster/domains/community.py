@@ -11,7 +11,7 @@ Order: detect (Leiden, or Louvain as in the paper) -> split giant communities ->
   community of the most similar tool outside it when that similarity reaches ``attach_floor``, else it goes
   to the set-aside ``misc`` group (label ``misc``, reported as ``misc_domain_id``).
 - API fragments: a domain made only of one API's tools, where more of that API's tools are in another domain,
-  joins the domain holding most of them when the two together stay within the giant cap
+  joins the domain holding most of them when the two together stay within ``split_min_tools``
   (Leiden at a high threshold can cut three unit conversions off a 22-tool vehicle API; an API under the cap
   is one domain, as ``split_min_tools`` says).
 - Twin APIs (last): two APIs in one domain that share at least ``twin_min_shared`` tool names are two
