@@ -24,6 +24,28 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
+class EncodedTools(list):
+    """An episode's tool list with its JSON text kept: every model request of the episode sends the same
+    tools, and a client splices ``json`` in instead of encoding them again per turn. Read-only by contract
+    (the episode hands the same list to every turn)."""
+
+    def __init__(self, tools):
+        super().__init__(tools)
+        self.json = json.dumps(list(self))
+
+    # a copy is a plain list: a copy filled item by item would carry the JSON of an empty list
+    def __copy__(self) -> list:
+        return list(self)
+
+    def __deepcopy__(self, memo) -> list:
+        import copy
+
+        return copy.deepcopy(list(self), memo)
+
+    def __reduce__(self):
+        return (EncodedTools, (list(self),))
+
+
 def state_hash(state: dict) -> str:
     """Canonical hash of an environment's database state."""
     return content_hash(state)

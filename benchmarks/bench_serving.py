@@ -7,9 +7,12 @@ Run:
 fake  A local OpenAI-compatible server (another process, one asyncio loop) that answers every
       request after ``latency`` seconds: five tool calls (get_order on the demo domain), then a text reply,
       so each episode makes exactly 6 model calls (max_turns=6) and 5 sandboxed tool calls. Ideal time =
-      episodes x 6 x latency / concurrency. Also run at concurrency 1 on a few episodes, and the engine's
-      own time per tool call (the wall time minus the time spent waiting on the server, with and without the
-      sandboxed tool call itself). Then the transport floor, side by side: the same number of model calls at
+      episodes x 6 x latency / concurrency. The episode engines side by side at ``concurrency``: ``threads``
+      (a thread per episode, the baseline) and ``asyncio`` (one event loop, the default), with the sandbox
+      workers the trajectories asset would load, ``--repeat`` runs of each, alternated, and the median ratio
+      (the machine is noisy). Also run at concurrency 1 on a few episodes, and the engine's own time per tool
+      call (the wall time minus the time spent waiting on the server, with and without the sandboxed tool
+      call itself). Then the transport floor, side by side: the same number of model calls at
       the same concurrency with nothing else to do (no environment, user or trajectory), through the project's
       client and through the standard library's ``http.client`` (one keep-alive connection per thread, the
       lightest transport Python has); its wall / ideal is the least the engine could reach on this machine.
@@ -109,11 +112,19 @@ def bench_fake(args) -> dict:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        if not args.sandboxes:
+            from agentscaler_dagster.resources import RolloutBackend
+
+            args.sandboxes = RolloutBackend().sandbox_copies(args.concurrency)
         with tempfile.TemporaryDirectory() as tmp:
             envs, tasks = _demo(Path(tmp), 50, copies=args.sandboxes)
+            for env in envs if isinstance(envs, list) else [envs]:
+                env.warm()  # steady state: a worker's start is not the engine's overhead
             trials = max(1, args.episodes // len(tasks))
             rows = []
-            for concurrency, n_trials in ((1, 1), (args.concurrency, trials)):
+            runs = [(1, 1, "threads")] + [(args.concurrency, trials, engine) for _ in range(args.repeat)
+                                           for engine in args.engines.split(",")]
+            for concurrency, n_trials, engine in runs:
                 client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="fake", max_concurrency=concurrency, timeout_s=60)
                 waits: list[float] = []
 
@@ -125,20 +136,31 @@ def bench_fake(args) -> dict:
                         finally:
                             waits.append(time.perf_counter() - t0)
 
+                    async def aact(self, messages, tools):
+                        t0 = time.perf_counter()
+                        try:
+                            return await super().aact(messages, tools)
+                        finally:
+                            waits.append(time.perf_counter() - t0)
+
                 use = tasks if concurrency > 1 else tasks[:20]
+                others = _children_cpu()
                 started, cpu = time.perf_counter(), time.process_time()
                 episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScenarioUserSimulator,
-                                        trials=n_trials, seed=0, max_turns=6, concurrency=concurrency)
+                                        trials=n_trials, seed=0, max_turns=6, concurrency=concurrency, engine=engine)
                 wall = time.perf_counter() - started
                 cpu = time.process_time() - cpu  # this process only: the engine (the server and sandboxes are others)
+                others = {k: round(v - others.get(k, 0.0), 2) for k, v in _children_cpu().items()}
                 calls = client.usage["requests"]
                 tool_steps = [s["s"] for e in episodes for s in e.timings["steps"] if s["kind"] == "tool"]
                 ideal = len(episodes) * 6 * args.latency / concurrency
                 row = {
+                    "engine": engine if concurrency > 1 else "sequential",
                     "concurrency": concurrency, "sandboxes": args.sandboxes, "episodes": len(episodes), "model_calls": calls,
                     "calls_per_episode": round(calls / len(episodes), 2), "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
                     "ratio_to_ideal": round(wall / ideal, 3),
                     "engine_cpu_s": round(cpu, 2), "engine_cpu_ms_per_episode": round(1000 * cpu / len(episodes), 3),
+                    "server_cpu_s": others.get("server"), "sandbox_cpu_s": others.get("sandboxes"),
                     "tool_call_ms_mean": round(1000 * statistics.mean(tool_steps), 3),
                     "tool_call_ms_p50": round(1000 * statistics.median(tool_steps), 3),
                     "terminations": {t: sum(e.termination == t for e in episodes) for t in {e.termination for e in episodes}},
@@ -153,14 +175,37 @@ def bench_fake(args) -> dict:
                 client.close()
             for env in envs if isinstance(envs, list) else [envs]:
                 env.__exit__(None, None, None)
+        summary = {}
+        for engine in args.engines.split(","):
+            ratios = sorted(r["ratio_to_ideal"] for r in rows if r["engine"] == engine)
+            summary[engine] = {"runs": len(ratios), "ratio_to_ideal_median": statistics.median(ratios),
+                               "ratio_to_ideal_range": [ratios[0], ratios[-1]]}
+        print(json.dumps({"summary": summary}), flush=True)
         calls = rows[-1]["model_calls"]
         floors = [transport_floor(port, calls, args.concurrency, args.latency, kind) for kind in ("client", "http.client")]
         for floor in floors:
             print(json.dumps(floor), flush=True)
-        return {"rows": rows, "transport_floor": floors}
+        return {"rows": rows, "summary": summary, "transport_floor": floors}
     finally:
         server.terminate()
         server.wait()
+
+
+def _children_cpu() -> dict:
+    """CPU seconds so far of the fake server and of the sandbox workers (this process's children)."""
+    try:
+        import psutil
+    except ImportError:
+        return {}
+    me = psutil.Process()
+    cpu = {"server": 0.0, "sandboxes": 0.0}
+    for child in me.children(recursive=True):
+        try:
+            times = child.cpu_times()
+            cpu["server" if "_serve" in child.cmdline() else "sandboxes"] += times.user + times.system
+        except psutil.Error:
+            pass
+    return cpu
 
 
 def transport_floor(port: int, calls: int, concurrency: int, latency: float, kind: str) -> dict:
@@ -258,7 +303,10 @@ def main() -> None:
     fake.add_argument("--episodes", type=int, default=2000)
     fake.add_argument("--concurrency", type=int, default=256)
     fake.add_argument("--latency", type=float, default=0.05)
-    fake.add_argument("--sandboxes", type=int, default=1, help="loaded copies of the environment (sandbox workers)")
+    fake.add_argument("--repeat", type=int, default=3, help="runs of each engine at --concurrency (alternated; the machine is noisy)")
+    fake.add_argument("--engines", default="threads,asyncio", help="episode engines at --concurrency, side by side")
+    fake.add_argument("--sandboxes", type=int, default=0,
+                      help="loaded copies of the environment (sandbox workers); 0: as the trajectories asset picks for --concurrency")
     vllm = sub.add_parser("vllm")
     vllm.add_argument("--model-source", default="gemma3-270m", choices=["gemma3-270m", "tiny"])
     vllm.add_argument("--episodes", type=int, default=16)

@@ -302,3 +302,72 @@ def test_session_state_lives_in_the_worker_and_survives_a_kill():
         for name in ("a", "b"):
             state = env.call(state, "add_item", {"name": name}).state
         assert state_hash(state) == session.state_hash
+
+
+# --- the worker's per-call fast paths keep calls apart ---------------------------------------------------
+CARRY_OVER = '''
+import json
+
+SEEN = []
+TABLE = {"n": 0}
+COUNT = 0
+
+
+def helper(x, acc=[]):
+    acc.append(x)
+    return len(acc)
+
+
+def mutate(state, **arguments):
+    global COUNT
+    COUNT += 1
+    SEEN.append(1)
+    TABLE["n"] += 1
+    json.dumps = None  # the call's own view of json
+    helper.__defaults__ = ([1, 2, 3],)
+    helper.__code__ = (lambda x, acc=[]: -1).__code__
+    helper.mark = 1
+    return {"count": COUNT, "seen": len(SEEN), "n": TABLE["n"]}
+
+
+def look(state, **arguments):
+    return {"count": COUNT, "seen": len(SEEN), "n": TABLE["n"], "helper": helper(0),
+            "mark": "mark" in helper.__dict__, "dumps": json.dumps([1])}
+'''
+
+
+def test_module_level_objects_views_and_functions_are_fresh_every_call():
+    with Runtime(FAST, static_check=False) as rt:
+        mid = rt.register(CARRY_OVER)
+        fresh = {"count": 0, "seen": 0, "n": 0, "helper": 1, "mark": False, "dumps": "[1]"}
+        assert rt.call(mid, "look", {}, {}).output == fresh
+        for _ in range(3):
+            assert rt.call(mid, "mutate", {}, {}).output == {"count": 1, "seen": 1, "n": 1}
+            assert rt.call(mid, "look", {}, {}).output == fresh
+
+
+def test_state_problem_names_its_path():
+    src = 'def corrupt(state, **arguments):\n    state["a"] = [{"b": {"ok": 1}}, {"b": {1: "x"}}]\n    return 1\n'
+    with Runtime(FAST) as rt:
+        result = rt.call(rt.register(src), "corrupt", {}, {})
+    assert result.error == ("tool corrupted the state or output: the state['a'][1]['b'] has a key 1 of type int: "
+                            'JSON object keys are strings, so it would collide with or turn into the string "1"')
+
+
+def test_cpu_limit_holds_for_a_late_call_after_many_cheap_ones():
+    # the worker moves RLIMIT_CPU forward only when the process's CPU time has moved it: calls that together
+    # pass the first limit still run, and a hungry call after them is still killed at its own budget
+    src = ("def cheap(state, **arguments):\n    return 1\n\n"
+           "def work(state, **arguments):\n    for _ in range(8):\n        sum(range(10 ** 6))\n    return 2\n\n"
+           "def spin(state, **arguments):\n    while True:\n        pass\n")
+    limits = Limits(wall_seconds=20.0, cpu_seconds=1.0, memory_bytes=256 * 1024 * 1024)
+    with Runtime(limits) as rt:
+        mid = rt.register(src)
+        for _ in range(300):
+            assert rt.call(mid, "cheap", {}, {}).output == 1
+        for _ in range(10):  # about 1.5 s of CPU in all, each call well under its budget
+            assert rt.call(mid, "work", {}, {}).output == 2
+        pid = rt.worker_pid
+        result = rt.call(mid, "spin", {}, {})
+        assert result.killed and result.error == "killed: CPU time limit of 1s exceeded", result.error
+        assert rt.call(mid, "cheap", {}, {}).output == 1 and rt.worker_pid != pid

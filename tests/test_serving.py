@@ -228,6 +228,8 @@ from agentscaler_dagster.sandbox import Environment
 from agentscaler_dagster.tasks import sample_tasks
 
 class SlowAgent(OracleAgentSimulator):
+    nonblocking = False  # it sleeps: the asyncio engine gives its calls threads
+
     def act(self, messages, tools):
         time.sleep(0.05)  # a model's latency, so the kill lands mid-run
         return super().act(messages, tools)

@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 import dagster as dg
@@ -53,7 +54,9 @@ def trajectories(
         rate = done / max(time.monotonic() - started, 1e-9)
         context.log.info(f"{domain_id}: {done}/{total} episodes ({rate:.2f}/s, {concurrency} at once)")
 
-    with Environment.load(layout.environment(domain_id)) as env:
+    copies = rollout_backend.sandbox_copies(concurrency)
+    with contextlib.ExitStack() as stack:
+        env = [stack.enter_context(Environment.load(layout.environment(domain_id))) for _ in range(copies)]
         episodes = run_rollouts(
             domain_tasks, env, rollout_backend.agent_factory(client), rollout_backend.user_factory(client),
             trials=config.trials, seed=config.seed, max_turns=config.max_turns, progress=progress,
@@ -67,6 +70,7 @@ def trajectories(
         "trajectories": len(episodes),
         "backend": llm.describe() if client is not None else "programmatic-simulator",
         "concurrency": concurrency,
+        "sandbox_workers": copies,
         "terminations": dg.MetadataValue.json(terminations),
         "preview": preview([{"task": e.task_id, "trial": e.trial, "messages": len(e.messages), "termination": e.termination} for e in episodes]),
     }

@@ -130,12 +130,21 @@ class ServedTemplateAgent:
     def reset(self, *, seed: int) -> None:
         self.seed = seed
 
-    def act(self, messages: list[dict], tools: list[dict]) -> dict:
-        prompt = render(self.tokenizer, messages, tools, add_generation_prompt=True)
+    def _request(self, messages: list[dict], tools: list[dict]) -> dict:
         extra = {"add_special_tokens": False}
         if self.temperature > 0:
             extra["seed"] = self.seed
-        reply = self.client.complete(prompt=prompt, max_tokens=self.max_new_tokens, temperature=self.temperature,
-                                     stop=[END_OF_TURN], extra=extra)
-        prior_calls = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
-        return parse_assistant_output(reply["text"], first_index=prior_calls)
+        return {"prompt": render(self.tokenizer, messages, tools, add_generation_prompt=True),
+                "max_tokens": self.max_new_tokens, "temperature": self.temperature, "stop": [END_OF_TURN], "extra": extra}
+
+    def act(self, messages: list[dict], tools: list[dict]) -> dict:
+        return _parsed(self.client.complete(**self._request(messages, tools)), messages)
+
+    async def aact(self, messages: list[dict], tools: list[dict]) -> dict:
+        """``act`` for the asyncio episode engine."""
+        return _parsed(await self.client.acomplete(**self._request(messages, tools)), messages)
+
+
+def _parsed(reply: dict, messages: list[dict]) -> dict:
+    prior_calls = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+    return parse_assistant_output(reply["text"], first_index=prior_calls)

@@ -6,6 +6,7 @@ knows only the contracts: a task, an environment object for its domain, a user s
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -20,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import Task, Trajectory, content_hash
 from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, pass_hat_k, tool_calls_of
-from agentscaler_dagster.rollout.episode import is_backend_failure
+from agentscaler_dagster.rollout.episode import arun_episode, is_backend_failure, run_on_loop
+from agentscaler_dagster.rollout.episode import run_episode as rollout_run_episode
 
 RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
 UserFactory = Callable[..., Any]  # (task, trial) -> UserSimulator, or (seed) -> UserSimulator
@@ -148,7 +150,9 @@ def evaluate(
     ``eval_report.json`` and ``pass_hat_k.png`` there.
 
     ``concurrency`` episodes of one model run at once when its agent can be cloned (``agent.clone()``, e.g.
-    an agent behind a model server: the clones share its client); an in-process model runs one at a time.
+    an agent behind a model server: the clones share its client), on the asyncio episode engine when
+    ``run_episode`` is the standard one (``rollout.run_episode``), else on threads; an in-process model runs
+    one at a time.
     ``progress(done, total, seconds)`` is called after each episode. Each model's pass^k gets a 95 %
     bootstrap interval over tasks, and each model's difference to the baseline a paired one.
 
@@ -262,13 +266,7 @@ def _play_model(name, agent, todo, env_by_domain, user_factory, run_episode, see
                 backend_retries, fingerprints, sink, lock, done, total, started, progress) -> list[EpisodeResult]:
     clone = getattr(agent, "clone", None)
 
-    def one(pair):
-        task, trial = pair
-        mine = clone() if callable(clone) and concurrency > 1 else agent
-        for _ in range(backend_retries + 1):
-            result = _run_one(name, mine, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
-            if not is_backend_failure(result.error):
-                break
+    def finish(task, trial, result: EpisodeResult) -> EpisodeResult:
         result.fingerprint = fingerprints[(name, task.task_id, trial)]
         with lock:
             if sink is not None:
@@ -279,7 +277,39 @@ def _play_model(name, agent, todo, env_by_domain, user_factory, run_episode, see
                 progress(done[0], total, time.perf_counter() - started)
         return result
 
+    def one(pair):
+        task, trial = pair
+        mine = clone() if callable(clone) and concurrency > 1 else agent
+        for _ in range(backend_retries + 1):
+            result = _run_one(name, mine, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns)
+            if not is_backend_failure(result.error):
+                break
+        return finish(task, trial, result)
+
+    async def aone(pair, executor):
+        task, trial = pair
+        mine = clone()
+        for _ in range(backend_retries + 1):
+            result = await _arun_one(name, mine, task, trial, env_by_domain, user_factory, seed, max_turns, executor)
+            if not is_backend_failure(result.error):
+                break
+        return finish(task, trial, result)
+
+    async def all_on_loop():
+        results: list = [None] * len(todo)
+        pending = iter(range(len(todo)))
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval-blocking") as executor:
+            async def player() -> None:
+                for i in pending:
+                    results[i] = await aone(todo[i], executor)
+
+            await asyncio.gather(*(player() for _ in range(min(concurrency, len(todo)))))
+        return results
+
     if concurrency > 1 and callable(clone):
+        if run_episode is rollout_run_episode:
+            # the standard episode: on the asyncio engine (no thread per episode)
+            return run_on_loop(all_on_loop())
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
             return list(pool.map(one, todo))
     return [one(pair) for pair in todo]
@@ -316,24 +346,55 @@ def _rewrite_results(path: Path, results: list[EpisodeResult]) -> None:
 
 
 def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode, seed, max_turns) -> EpisodeResult:
-    base = {"model": name, "task_id": task.task_id, "domain_id": task.domain_id, "trial": trial, "read_only": task.read_only}
+    started = time.perf_counter()
+    try:
+        env, user = _episode_parts(name, agent, task, trial, env_by_domain, user_factory, seed)
+        trajectory = run_episode(task, env, agent, user, trial=trial, max_turns=max_turns)
+    except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
+        return _failed(name, task, trial, exc, started)
+    return _verdict(name, task, trial, env, trajectory, started)
+
+
+async def _arun_one(name, agent, task, trial, env_by_domain, user_factory, seed, max_turns, executor) -> EpisodeResult:
+    started = time.perf_counter()
+    try:
+        env, user = _episode_parts(name, agent, task, trial, env_by_domain, user_factory, seed)
+        trajectory = await arun_episode(task, env, agent, user, trial=trial, max_turns=max_turns, executor=executor)
+    except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
+        return _failed(name, task, trial, exc, started)
+    return _verdict(name, task, trial, env, trajectory, started)
+
+
+class _NoEnvironment(Exception):
+    pass
+
+
+def _base(name, task, trial) -> dict:
+    return {"model": name, "task_id": task.task_id, "domain_id": task.domain_id, "trial": trial, "read_only": task.read_only}
+
+
+def _episode_parts(name, agent, task, trial, env_by_domain, user_factory, seed):
     env = env_by_domain.get(task.domain_id)
     if env is None:
         known = ", ".join(sorted(env_by_domain)[:10]) or "none"
-        return EpisodeResult(**base, success=False, error=f"no environment for domain {task.domain_id!r} (have: {known})")
-    started = time.perf_counter()
-    try:
-        if hasattr(agent, "reset"):
-            agent.reset(seed=episode_seed(seed, task.task_id, trial))
-        user = _make_user(user_factory, task, trial, seed)
-        trajectory = run_episode(task, env, agent, user, trial=trial, max_turns=max_turns)
-    except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the evaluation
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return EpisodeResult(**base, success=False, error=last, seconds=round(time.perf_counter() - started, 4))
+        raise _NoEnvironment(f"no environment for domain {task.domain_id!r} (have: {known})")
+    if hasattr(agent, "reset"):
+        agent.reset(seed=episode_seed(seed, task.task_id, trial))
+    return env, _make_user(user_factory, task, trial, seed)
+
+
+def _failed(name, task, trial, exc: Exception, started: float) -> EpisodeResult:
+    if isinstance(exc, _NoEnvironment):
+        return EpisodeResult(**_base(name, task, trial), success=False, error=str(exc))
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return EpisodeResult(**_base(name, task, trial), success=False, error=last, seconds=round(time.perf_counter() - started, 4))
+
+
+def _verdict(name, task, trial, env, trajectory, started: float) -> EpisodeResult:
     write_tools = {spec.name for spec in getattr(env, "tool_specs", []) if spec.operation == "write"} or None
     verdict = judge_episode(task, trajectory, write_tools=write_tools)
     return EpisodeResult(
-        **base,
+        **_base(name, task, trial),
         **verdict,
         termination=trajectory.termination,
         tool_calls=len(tool_calls_of(trajectory.messages)),
@@ -341,6 +402,7 @@ def _run_one(name, agent, task, trial, env_by_domain, user_factory, run_episode,
         trajectory_id=trajectory.trajectory_id,
         error=trajectory.error,
     )
+
 
 
 def _make_user(user_factory: UserFactory, task: Task, trial: int, seed: int):

@@ -13,6 +13,8 @@ class OpenAIChatAgent:
     tool are left for the episode loop, which records them as observations.
     """
 
+    reads_messages_only = True  # it only encodes them: the episode need not copy the conversation per turn
+
     def __init__(
         self,
         *,
@@ -53,23 +55,31 @@ class OpenAIChatAgent:
         """Start a new episode sampled with ``seed`` (the evaluation derives it per task and trial)."""
         self.seed = seed
 
+    def _request(self, messages: list[dict], tools: list[dict]) -> dict:
+        return {"messages": messages, "tools": tools, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "seed": self.seed, "stream": self.stream, "extra": self.extra}
+
     def act(self, messages: list[dict], tools: list[dict]) -> dict:
-        reply = self.client.chat(
-            messages=messages, tools=tools, temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
-            stream=self.stream, extra=self.extra,
-        )
-        message: dict = {"role": "assistant", "content": reply.get("content")}
-        calls = []
-        for index, call in enumerate(reply.get("tool_calls") or []):
-            function = call.get("function") or {}
-            arguments = function.get("arguments")
-            if not isinstance(arguments, str):
-                arguments = json.dumps(arguments or {}, sort_keys=True)
-            calls.append({
-                "id": call.get("id") or f"call_{index}",
-                "type": "function",
-                "function": {"name": function.get("name", ""), "arguments": arguments},
-            })
-        if calls:
-            message["tool_calls"] = calls
-        return message
+        return _assistant_message(self.client.chat(**self._request(messages, tools)))
+
+    async def aact(self, messages: list[dict], tools: list[dict]) -> dict:
+        """``act`` for the asyncio episode engine."""
+        return _assistant_message(await self.client.achat(**self._request(messages, tools)))
+
+
+def _assistant_message(reply: dict) -> dict:
+    message: dict = {"role": "assistant", "content": reply.get("content")}
+    calls = []
+    for index, call in enumerate(reply.get("tool_calls") or []):
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments or {}, sort_keys=True)
+        calls.append({
+            "id": call.get("id") or f"call_{index}",
+            "type": "function",
+            "function": {"name": function.get("name", ""), "arguments": arguments},
+        })
+    if calls:
+        message["tool_calls"] = calls
+    return message

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import http.client
 import itertools
 import json
@@ -9,6 +10,14 @@ import urllib.parse
 from typing import Any
 
 import httpx
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; json does the same, slower
+    orjson = None
+
+from agentscaler_dagster.contracts import EncodedTools
+from agentscaler_dagster.llm.transport import AsyncConnectionPool, TransportTimeout
 
 
 class BackendError(RuntimeError):
@@ -25,6 +34,8 @@ class OpenAICompatibleClient:
     Thread-safe: at most ``max_concurrency`` requests are in flight across threads sharing the client.
     ``base_url`` may be a list: requests go round-robin over the servers, and a retry after a transport
     error or a 5xx goes to the next one. ``usage`` sums the servers' token counts (throughput metadata).
+    ``achat`` / ``acomplete`` do the same on an asyncio loop (no thread per request), bounded by their own
+    ``max_concurrency`` per loop.
     """
 
     def __init__(
@@ -54,6 +65,8 @@ class OpenAICompatibleClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._aio: tuple | None = None  # (loop, AsyncConnectionPool, asyncio.Semaphore)
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self._timeout_s = timeout_s
         self._headers = {"Authorization": f"Bearer {api_key}"}
@@ -124,6 +137,9 @@ class OpenAICompatibleClient:
         for conn in connections:
             conn.close()
         self._local = threading.local()
+        if self._aio is not None:
+            self._aio[1].close()
+            self._aio = None
 
     def __enter__(self) -> "OpenAICompatibleClient":
         return self
@@ -131,24 +147,8 @@ class OpenAICompatibleClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def chat(
-        self,
-        *,
-        messages: list[dict],
-        tools: list[dict] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-        json_schema: dict | None = None,
-        extra: dict | None = None,
-        tool_choice: str | dict | None = None,
-        stream: bool = False,
-    ) -> dict:
-        """One chat completion; returns the first choice's message (OpenAI format).
-
-        ``stream=True`` reads the server-sent deltas and joins them (content and tool calls) into the same
-        message shape, so callers do not care which way it came.
-        """
+    def _chat_body(self, *, messages, tools=None, temperature=0.0, max_tokens=None, seed=None, json_schema=None,
+                   extra=None, tool_choice=None, stream=False) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature}
         if tools:
             body["tools"] = tools
@@ -168,7 +168,9 @@ class OpenAICompatibleClient:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        reply = self._post("/chat/completions", body, stream=stream)
+        return body
+
+    def _chat_message(self, reply) -> dict:
         usage = reply.get("usage") if isinstance(reply, dict) else None
         if isinstance(usage, dict):
             with self._usage_lock:
@@ -180,16 +182,45 @@ class OpenAICompatibleClient:
         except (KeyError, IndexError, TypeError) as exc:
             raise BackendError(f"{self.base_url}: reply without choices[0].message: {str(reply)[:300]}") from exc
 
-    def complete(self, *, prompt: str, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None,
-                 extra: dict | None = None) -> dict:
-        """One plain completion of ``prompt`` (``/v1/completions``): ``{"text", "completion_tokens", "prompt_tokens"}``. For a
-        prompt the caller renders itself, e.g. with the model's own chat template. ``prompt_tokens`` is how
-        many tokens the server read the prompt as."""
+    def chat(
+        self,
+        *,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        json_schema: dict | None = None,
+        extra: dict | None = None,
+        tool_choice: str | dict | None = None,
+        stream: bool = False,
+    ) -> dict:
+        """One chat completion; returns the first choice's message (OpenAI format).
+
+        ``stream=True`` reads the server-sent deltas and joins them (content and tool calls) into the same
+        message shape, so callers do not care which way it came.
+        """
+        body = self._chat_body(messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                               json_schema=json_schema, extra=extra, tool_choice=tool_choice, stream=stream)
+        return self._chat_message(self._post("/chat/completions", body, stream=stream))
+
+    async def achat(self, **kwargs) -> dict:
+        """``chat`` on the running event loop (same arguments, same result): no thread waits on the server.
+
+        A streamed request is read on a worker thread (``stream=True`` is for watching, not for throughput)."""
+        body = self._chat_body(**kwargs)
+        if kwargs.get("stream"):
+            return self._chat_message(await asyncio.to_thread(self._post, "/chat/completions", body, stream=True))
+        return self._chat_message(await self._apost("/chat/completions", body))
+
+    def _completion_body(self, prompt, max_tokens, temperature, stop, extra) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
         if stop:
             body["stop"] = stop
         body.update(extra or {})
-        reply = self._post("/completions", body)
+        return body
+
+    def _completion(self, reply) -> dict:
         usage = reply.get("usage") if isinstance(reply, dict) else None
         tokens = int((usage or {}).get("completion_tokens") or 0)
         with self._usage_lock:
@@ -202,10 +233,36 @@ class OpenAICompatibleClient:
         except (KeyError, IndexError, TypeError) as exc:
             raise BackendError(f"{self.base_url}: completion without choices[0].text: {str(reply)[:300]}") from exc
 
+    def complete(self, *, prompt: str, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None,
+                 extra: dict | None = None) -> dict:
+        """One plain completion of ``prompt`` (``/v1/completions``): ``{"text", "completion_tokens", "prompt_tokens"}``. For a
+        prompt the caller renders itself, e.g. with the model's own chat template. ``prompt_tokens`` is how
+        many tokens the server read the prompt as."""
+        return self._completion(self._post("/completions", self._completion_body(prompt, max_tokens, temperature, stop, extra)))
+
+    async def acomplete(self, *, prompt: str, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None,
+                        extra: dict | None = None) -> dict:
+        """``complete`` on the running event loop."""
+        return self._completion(await self._apost("/completions", self._completion_body(prompt, max_tokens, temperature, stop, extra)))
+
+    def _outcome(self, url: str, path: str, status: int, raw: bytes) -> tuple[dict | None, str]:
+        """The parsed answer, or (None, why) when another try is worth it; a refusal raises."""
+        if status in _RETRY_STATUS:
+            return None, f"{url}: HTTP {status}: {_text(raw, 300)}"
+        if status >= 400:
+            raise BackendError(f"{url}{path} refused the request (HTTP {status}): {_text(raw, 500)}")
+        try:
+            return _loads(raw), ""
+        except ValueError as exc:
+            raise BackendError(f"{url}{path} answered with non-JSON: {_text(raw, 300)}") from exc
+
+    def _gave_up(self, tried: list[str], path: str, last: str) -> BackendError:
+        return BackendError(f"{', '.join(tried)}{path} failed after {self.max_retries + 1} attempts; last error: {last}")
+
     def _post(self, path: str, body: dict, *, stream: bool = False) -> dict:
         last: str = ""
         tried: list[str] = []
-        payload = json.dumps(body).encode("utf-8")
+        payload = _encode(body)
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
@@ -219,28 +276,88 @@ class OpenAICompatibleClient:
                             if response.status_code < 400:
                                 return _join_stream(response.iter_lines(), url + path)
                             response.read()
-                        status, text = response.status_code, response.text
+                        status, raw = response.status_code, response.content
                     else:
                         status, raw = self._post_plain(url, path, payload)
-                        text = raw.decode("utf-8", errors="replace")
                 except _Timeout as exc:
                     last = str(exc)
                     continue
                 except (httpx.TransportError, OSError, http.client.HTTPException) as exc:
                     last = f"{type(exc).__name__}: {exc} (is the server running at {url}?)"
                     continue
-            if status in _RETRY_STATUS:
-                last = f"{url}: HTTP {status}: {text[:300]}"
-                continue
-            if status >= 400:
-                raise BackendError(f"{url}{path} refused the request (HTTP {status}): {text[:500]}")
-            try:
-                return json.loads(text)
-            except ValueError as exc:
-                raise BackendError(f"{url}{path} answered with non-JSON: {text[:300]}") from exc
-        raise BackendError(
-            f"{', '.join(tried)}{path} failed after {self.max_retries + 1} attempts; last error: {last}"
-        )
+            reply, last = self._outcome(url, path, status, raw)
+            if reply is not None:
+                return reply
+        raise self._gave_up(tried, path, last)
+
+    def _loop_state(self) -> tuple[AsyncConnectionPool, asyncio.Semaphore]:
+        """This event loop's connections and concurrency bound (a client may outlive several ``asyncio.run``)."""
+        loop = asyncio.get_running_loop()
+        state = self._aio
+        if state is None or state[0] is not loop:
+            if state is not None:
+                state[1].close()
+            pool = AsyncConnectionPool(timeout_s=self._timeout_s, connect_timeout_s=min(self._timeout_s, 10.0),
+                                       headers=self._headers)
+            state = self._aio = (loop, pool, asyncio.Semaphore(self._max_concurrency))
+        return state[1], state[2]
+
+    async def _apost(self, path: str, body: dict) -> dict:
+        pool, slots = self._loop_state()
+        last: str = ""
+        tried: list[str] = []
+        payload = _encode(body)
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            url = self.base_urls[next(self._next_url)]
+            if url not in tried:
+                tried.append(url)
+            async with slots:
+                try:
+                    status, raw = await pool.post(url, path, payload)
+                except TransportTimeout as exc:
+                    last = str(exc)
+                    continue
+                except OSError as exc:
+                    last = f"{type(exc).__name__}: {exc} (is the server running at {url}?)"
+                    continue
+            reply, last = self._outcome(url, path, status, raw)
+            if reply is not None:
+                return reply
+        raise self._gave_up(tried, path, last)
+
+
+def _encode(body: dict) -> bytes:
+    """The request's JSON (orjson: a few times faster than json on the bodies every model call sends; json for
+    what orjson refuses, e.g. integers over 64 bits). An episode's tools are spliced in as encoded once."""
+    tools = body.get("tools")
+    if isinstance(tools, EncodedTools) and len(body) > 1:
+        rest = _dumps({k: v for k, v in body.items() if k != "tools"})
+        return rest[:-1] + b', "tools": ' + tools.json.encode("utf-8") + b"}"
+    return _dumps(body)
+
+
+def _dumps(value) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            pass
+    return json.dumps(value).encode("utf-8")
+
+
+def _loads(raw: bytes):
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # NaN / Infinity, which json reads
+    return json.loads(raw)
+
+
+def _text(raw: bytes, limit: int) -> str:
+    return raw[: limit * 4].decode("utf-8", errors="replace")[:limit]
 
 
 class _Timeout(Exception):

@@ -55,6 +55,8 @@ def user_view(messages: list[dict]) -> list[dict]:
 class OpenAIUserSimulator:
     """UserSimulator over the `llm` endpoint; share one client across episodes."""
 
+    reads_messages_only = True  # user_view builds its own messages
+
     def __init__(self, *, client: OpenAICompatibleClient, temperature: float = 0.7, max_tokens: int = 128,
                  seed: int | None = None, max_messages: int = 12):
         self.client = client
@@ -70,24 +72,49 @@ class OpenAIUserSimulator:
     def bind_task(self, task: Task) -> None:
         self.scenario = scenario_of(task)
 
-    def start(self, user_intent: str) -> str:
+    def _opening(self, user_intent: str) -> list[dict]:
         if self.scenario is None:  # no task bound: the intent is the one request
             self.scenario = UserScenario(persona="You are a customer.",
                                          requests=[ScenarioRequest(text=user_intent, kind="other")])
         self._system = user_system_prompt(self.scenario)
-        messages = [{"role": "system", "content": self._system},
-                    {"role": "user", "content": "The agent greets you: how can I help? Write your first message."}]
-        return self._ask(messages)
+        return [{"role": "system", "content": self._system},
+                {"role": "user", "content": "The agent greets you: how can I help? Write your first message."}]
+
+    def _next(self, messages: list[dict]) -> list[dict] | None:
+        if self._said >= self.max_messages:
+            return None  # a small model may never write the marker
+        view = user_view(messages[1:])  # the agent's system prompt is not the user's business
+        return [{"role": "system", "content": self._system}, *view]
+
+    def start(self, user_intent: str) -> str:
+        return self._ask(self._opening(user_intent))
 
     def reply(self, messages: list[dict]) -> str | None:
-        if self._said >= self.max_messages:
-            return f"Sorry, I have to go now. {STOP_MARKER}"  # a small model may never write the marker
-        view = user_view(messages[1:])  # the agent's system prompt is not the user's business
-        return self._ask([{"role": "system", "content": self._system}, *view])
+        ask = self._next(messages)
+        return self._ask(ask) if ask is not None else _LEAVING
+
+    async def astart(self, user_intent: str) -> str:
+        """``start`` for the asyncio episode engine."""
+        return await self._aask(self._opening(user_intent))
+
+    async def areply(self, messages: list[dict]) -> str | None:
+        ask = self._next(messages)
+        return await self._aask(ask) if ask is not None else _LEAVING
+
+    def _request(self, messages: list[dict]) -> dict:
+        self._said += 1
+        return {"messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
     def _ask(self, messages: list[dict]) -> str:
-        self._said += 1
-        reply = self.client.chat(messages=messages, temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
-        text = (reply.get("content") or "").strip()
-        # an empty answer would end nothing and teach nothing: the user is done
-        return text or STOP_MARKER
+        return _said(self.client.chat(**self._request(messages)))
+
+    async def _aask(self, messages: list[dict]) -> str:
+        return _said(await self.client.achat(**self._request(messages)))
+
+
+_LEAVING = f"Sorry, I have to go now. {STOP_MARKER}"
+
+
+def _said(reply: dict) -> str:
+    # an empty answer would end nothing and teach nothing: the user is done
+    return (reply.get("content") or "").strip() or STOP_MARKER

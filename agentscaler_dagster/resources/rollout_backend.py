@@ -24,6 +24,12 @@ class RolloutBackend(dg.ConfigurableResource):
     max_tokens: int = Field(default=512, description="Generation limit per agent turn (agent=llm).")
     concurrency: int = Field(default=0, description="Episodes at once; 0: the endpoint's max_concurrency for agent=llm, 1 for the programmatic agent.")
     backend_retries: int = Field(default=2, description="Times an episode is played again after the model server failed under it.")
+    sandbox_workers: int = Field(default=0, ge=0, description="Loaded copies of the domain's environment (one sandbox worker each) that tool calls share; 0: one per 64 concurrent episodes, at most 4 (one worker runs one call at a time).")
+
+    def sandbox_copies(self, concurrency: int) -> int:
+        if self.sandbox_workers:
+            return self.sandbox_workers
+        return max(1, min(4, -(-concurrency // 64)))
 
     def episode_concurrency(self, endpoint_concurrency: int) -> int:
         if self.concurrency:

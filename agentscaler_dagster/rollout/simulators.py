@@ -78,6 +78,8 @@ class ScenarioUserSimulator:
     """The user of a task's scenario, played by rules (a simulator, not a model)."""
 
     name = "scenario-user-simulator"
+    nonblocking = True  # no I/O: the asyncio episode engine calls it on its loop
+    reads_messages_only = True  # the episode need not copy the conversation for it
 
     def __init__(self, seed: int, scenario: UserScenario | None = None, patience: int = 3):
         self.seed = seed
@@ -207,6 +209,8 @@ class OracleAgentSimulator:
     """A good agent that knows the task's gold steps (a simulator, not a model); see the module docstring."""
 
     name = "oracle-agent-simulator"
+    nonblocking = True
+    reads_messages_only = True
 
     def __init__(self, seed: int, error_rate: float = 0.15, mistake_kinds: tuple[str, ...] = MISTAKE_KINDS):
         if not 0.0 <= error_rate <= 1.0:

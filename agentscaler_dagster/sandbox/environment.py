@@ -16,7 +16,7 @@ from typing import Any
 from agentscaler_dagster.artifacts import verify_package
 from agentscaler_dagster.contracts import Policy, ToolSpec, state_hash
 from agentscaler_dagster.sandbox.argcheck import check_arguments
-from agentscaler_dagster.sandbox.runtime import Limits, ModuleRejected, Runtime
+from agentscaler_dagster.sandbox.runtime import Limits, ModuleRejected, RawResult, Runtime
 
 __all__ = ["Environment", "ToolCallResult", "Session", "state_hash", "copy_state"]
 
@@ -147,15 +147,33 @@ class Environment:
 
     # --- calls ---------------------------------------------------------------------------------------
     def call(self, state: dict, name: str, arguments: dict | None = None) -> ToolCallResult:
+        refused, arguments = self._precheck(state, name, arguments)
+        if refused is not None:
+            return refused
+        return self._result(self.runtime.call(self.module_id, name, arguments, state), state)
+
+    async def acall(self, state: dict, name: str, arguments: dict | None = None) -> ToolCallResult:
+        """``call`` for asyncio: many episodes' calls can wait on the sandbox from one event loop."""
+        refused, arguments = self._precheck(state, name, arguments)
+        if refused is not None:
+            return refused
+        return self._result(await self.runtime.acall(self.module_id, name, arguments, state), state)
+
+    def _precheck(self, state: dict, name: str, arguments: dict | None) -> tuple[ToolCallResult | None, dict]:
+        """The refusal of a call that never reaches the sandbox (or None), and the arguments to send."""
         spec = self._specs.get(name)
         if spec is None:
             available = ", ".join(sorted(self._specs))
-            return ToolCallResult(False, None, f"Error: tool '{name}' not found; available tools: {available}", state)
+            return ToolCallResult(False, None, f"Error: tool '{name}' not found; available tools: {available}",
+                                  state), {}
         arguments = {} if arguments is None else arguments
         problem = check_arguments(name, spec.parameters, arguments)
         if problem:
-            return ToolCallResult(False, None, problem, state)
-        raw = self.runtime.call(self.module_id, name, arguments, state)
+            return ToolCallResult(False, None, problem, state), arguments
+        return None, arguments
+
+    @staticmethod
+    def _result(raw: RawResult, state: dict) -> ToolCallResult:
         if raw.ok:
             return ToolCallResult(True, raw.output, None, raw.state)
         error = raw.error or "the call failed"
@@ -168,6 +186,11 @@ class Environment:
         if state is None or isinstance(state, str):
             state = self.initial_state(state)
         return Session(self, state)
+
+    def warm(self) -> None:
+        """Start the sandbox worker now (it starts on the first call otherwise): an engine that runs hundreds of
+        episodes on one event loop would wait on that start, all episodes at once."""
+        self.runtime.ping(self.module_id)
 
     def close(self) -> None:
         if self._owns_runtime and self.runtime is not None:

@@ -5,11 +5,13 @@ nothing one module does is visible to another; the jail around each worker is de
 A call ships (module id, tool, arguments, state) as one frame. The parent enforces the wall clock: a call
 that does not answer in time is killed with its whole jail, reported as ``killed: ...`` and the next call
 gets a fresh worker. State commit is the parent's job too: the caller's state object never reaches tool
-code, and a failed call returns the state it was given.
+code, and a failed call returns the state it was given. ``acall`` is the same call for asyncio: it waits for
+the worker's answer on the event loop (a reader on the pipe), not in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -19,7 +21,8 @@ import struct
 import subprocess
 import threading
 import time
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +136,15 @@ class _WorkerProcess:
         self.poller = select.poll()
         self.poller.register(self.rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self.hello: dict = {}
+        # asyncio: one reader per worker, kept on its loop between calls (see watch), and a lazy wall-clock timer
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiter: asyncio.Future | None = None  # the acall waiting for this worker's next frame
+        self.max_bytes = 0
+        self.deadline = 0.0  # the waiting call's wall-clock deadline (loop time)
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_when = 0.0
+        self.unwatching: set = set()  # reader removals handed to another thread's loop
+        self.dead = False
 
     def handshake(self, limits: Limits, timeout: float = 30.0) -> None:
         """Read the worker's hello; refuse a worker whose seccomp filter did not load in strict mode."""
@@ -153,6 +165,8 @@ class _WorkerProcess:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        self.dead = True
+        self.unwatch()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -165,42 +179,153 @@ class _WorkerProcess:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if not self.unwatching:  # else the last loop to drop its reader closes it (a closed fd's number is reused)
+            self._close_out()
 
-    def send(self, payload: bytes) -> None:
-        data = _HEADER.pack(len(payload)) + payload
-        view = memoryview(data)
-        while view:
-            n = os.write(self.wfd, view)
-            view = view[n:]
+    def _close_out(self) -> None:
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+
+    def send(self, request: bytes, state: bytes | None = None) -> None:
+        """One frame: ``request`` JSON, then ``"\n" + state`` when a state is shipped."""
+        if state is None:
+            data = _HEADER.pack(len(request)) + request
+        else:
+            data = b"".join((_HEADER.pack(len(request) + 1 + len(state)), request, b"\n", state))
+        n = os.write(self.wfd, data)
+        if n < len(data):
+            view = memoryview(data)[n:]
+            while view:
+                n = os.write(self.wfd, view)
+                view = view[n:]
+
+    # --- asyncio ------------------------------------------------------------------------------------------
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve this worker's frames to ``waiter`` from a reader on ``loop`` (run on that loop's thread).
+
+        The reader stays between calls; it goes when the worker is killed, when another loop takes the worker,
+        or when the pipe turns readable with no call waiting (a blocking call reads it instead).
+        """
+        if self.loop is not None:
+            self.unwatch()
+        loop.add_reader(self.rfd, self._readable, loop)
+        self.loop = loop
+
+    def unwatch(self) -> None:
+        loop, timer = self.loop, self.timer
+        if loop is None:
+            return
+        self.loop = self.timer = None
+        if loop.is_closed():
+            return
+        if loop.is_running() and asyncio._get_running_loop() is not loop:
+            # event loops are not thread-safe: the loop's own thread removes its reader
+            token = object()
+            self.unwatching.add(token)
+            try:
+                loop.call_soon_threadsafe(self._unwatch_on, loop, timer, token)
+                return
+            except RuntimeError:  # closed meanwhile
+                self.unwatching.discard(token)
+                return
+        self._unwatch_on(loop, timer, None)
+
+    def _unwatch_on(self, loop: asyncio.AbstractEventLoop, timer, token) -> None:
+        if timer is not None:
+            timer.cancel()
+        if self.loop is not loop:  # unless the worker came back to this loop meanwhile
+            loop.remove_reader(self.rfd)
+        if token is not None:
+            self.unwatching.discard(token)
+            if self.dead and not self.unwatching:
+                self._close_out()
+
+    def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.loop is not loop:
+            return
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            self.unwatch()  # nobody here waits: a blocking call, or the kill of a cancelled call, takes the frame
+            return
+        try:
+            self.fill()
+            frame = self.pop_frame(self.max_bytes)
+        except Exception as exc:  # EOFError, OverflowError, OSError: the driver sorts them
+            self.waiter = None
+            waiter.set_exception(exc)
+            return
+        if frame is not None:
+            self.waiter = None
+            waiter.set_result(frame)
+
+    def arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """The waiting call fails with TimeoutError at ``deadline`` (one timer per worker, re-armed lazily)."""
+        self.deadline = deadline
+        timer = self.timer
+        if timer is None or deadline < self.timer_when:  # earlier only if the limits changed
+            if timer is not None:
+                timer.cancel()
+            self.timer_when = deadline
+            self.timer = loop.call_at(deadline, self._expire, loop, deadline)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self.loop is not loop or when != self.timer_when:  # a timer whose cancel is still on its way
+            return
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # idle: the next call arms it again
+        if self.deadline > self.timer_when:  # armed for an earlier call: on to this call's deadline
+            self.arm(loop, self.deadline)
+            return
+        self.waiter = None
+        waiter.set_exception(TimeoutError())
 
     def recv(self, deadline: float, max_bytes: int) -> bytes:
         """One response frame; raises TimeoutError at the deadline, EOFError when the worker died."""
-        need = _HEADER.size
-        size = None
         while True:
-            if size is None and len(self.buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self.buffer)
-                if size > max_bytes:
-                    raise OverflowError(f"response of {size} bytes exceeds the limit of {max_bytes}")
-                need = _HEADER.size + size
-            if size is not None and len(self.buffer) >= need:
-                body = bytes(self.buffer[_HEADER.size:need])
-                del self.buffer[:need]
+            body = self.pop_frame(max_bytes)
+            if body is not None:
                 return body
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             if not self.poller.poll(remaining * 1000.0):
                 raise TimeoutError
-            chunk = os.read(self.rfd, max(1 << 16, need - len(self.buffer)))
-            if not chunk:
-                raise EOFError
-            self.buffer += chunk
+            self.fill()
+
+    # framing shared by recv and Runtime's asyncio reader
+    def pop_frame(self, max_bytes: int) -> bytes | None:
+        """The next whole frame taken out of the buffer, or None while it is incomplete."""
+        buffer = self.buffer
+        if len(buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(buffer)
+        if size > max_bytes:
+            raise OverflowError(f"response of {size} bytes exceeds the limit of {max_bytes}")
+        need = _HEADER.size + size
+        if len(buffer) < need:
+            return None
+        body = bytes(buffer[_HEADER.size:need])
+        del buffer[:need]
+        return body
+
+    def fill(self) -> None:
+        """One read from the worker into the buffer (call when readable); EOFError when it died."""
+        need = _HEADER.size
+        if len(self.buffer) >= _HEADER.size:
+            need += _HEADER.unpack_from(self.buffer)[0]
+        # a large state comes in one read, not many of 64 KiB
+        chunk = os.read(self.rfd, max(1 << 16, need - len(self.buffer)))
+        if not chunk:
+            raise EOFError
+        self.buffer += chunk
 
 
 def _lone_surrogate(value) -> str | None:
@@ -214,8 +339,71 @@ def _lone_surrogate(value) -> str | None:
         return None  # not JSON at all: reported by the caller's own encoding
 
 
+class _LoopLock:
+    """One event loop's turn to use the runtime: asyncio.Lock's FIFO order without its coroutines when free."""
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: deque = deque()
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for the turn while ``busy``; the releaser hands it over (``busy`` stays True)."""
+        turn = loop.create_future()
+        self.waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.cancelled():
+                try:
+                    self.waiters.remove(turn)
+                except ValueError:
+                    pass
+            else:
+                self.release()  # handed over just before the cancellation: pass it on
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy = False
+
+
+# what an exchange raises when the worker did not answer properly; thrown into Runtime._steps
+_EXCHANGE_FAILURES = (TimeoutError, OverflowError, EOFError, BrokenPipeError, ConnectionResetError)
+
+
+# built once: json.dumps with options builds an encoder per call
+_STATE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_REQUEST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _encode(request: dict) -> bytes:
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _decode(body: bytes) -> dict:
+    meta, sep, new_state = body.partition(b"\n")
+    # json.loads(bytes) with its encoding detection skipped: that finds UTF-8 for text that starts so
+    response = _DECODER.decode(meta.decode("utf-8", "surrogatepass")) if meta[:2] == b'{"' else json.loads(meta)
+    if sep:
+        response["state_text"] = new_state.decode("utf-8")
+    return response
+
+
 class Runtime:
     """Runs tool functions of checked modules, each module in its own jailed worker (thread-safe, serial).
+
+    ``call`` blocks; ``acall`` awaits. Both go one at a time through the same lock, so they can be mixed,
+    except a blocking call from an event loop's thread while that loop has an acall in flight (refused).
 
     ``static_check=False`` skips the static check: the jail alone must then contain the code. It exists to
     test the jail (``agentscaler sandbox-run --no-static-check``); do not use it otherwise.
@@ -229,6 +417,9 @@ class Runtime:
         self.max_workers = max_workers
         self._workers: OrderedDict[str, _WorkerProcess] = OrderedDict()
         self._lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _LoopLock
+        self._async_holder: int | None = None  # thread of the acall holding _lock, if one does
+        self._async_lock_last: tuple | None = None  # (loop, lock) of the last acall: skips the weak lookup
         self._checked: dict[str, list[str]] = {}
         self._sources: dict[str, str] = {}
         self._last_pid: int | None = None
@@ -275,10 +466,13 @@ class Runtime:
             self.restarts += 1
 
     def close(self) -> None:
-        with self._lock:
+        self._acquire()
+        try:
             while self._workers:
                 _, worker = self._workers.popitem()
                 worker.kill()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> "Runtime":
         return self
@@ -302,20 +496,15 @@ class Runtime:
         return [w.proc.pid for w in self._workers.values()]
 
     # --- calls -----------------------------------------------------------------------------------------
-    def _exchange(self, worker: _WorkerProcess, request: dict, state_text: str | None = None) -> dict:
-        payload = json.dumps(request, separators=(",", ":"), ensure_ascii=True)
-        if state_text is not None:
-            # the worker compares its state after the call with this text to see whether it changed
-            payload += "\n" + state_text
+    def _max_response(self) -> int:
+        return (self.limits.max_state_bytes + self.limits.max_output_bytes
+                + 4 * self.limits.max_error_chars + 1024)
+
+    def _exchange(self, worker: _WorkerProcess, request: bytes, state: bytes | None = None) -> dict:
         deadline = time.monotonic() + self.limits.wall_seconds
-        worker.send(payload.encode("utf-8"))
-        body = worker.recv(deadline, self.limits.max_state_bytes + self.limits.max_output_bytes
-                           + 4 * self.limits.max_error_chars + 1024)
-        meta, sep, new_state = body.partition(b"\n")
-        response = json.loads(meta)
-        if sep:
-            response["state_text"] = new_state.decode("utf-8")
-        return response
+        # the worker compares its state after the call with the state text to see whether it changed
+        worker.send(request, state)
+        return _decode(worker.recv(deadline, self._max_response()))
 
     def _death_reason(self, worker: _WorkerProcess) -> str:
         try:
@@ -339,18 +528,37 @@ class Runtime:
                 return f"killed: by signal {sig}"
         return f"killed: worker exited with code {code}"
 
-    def call(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
-        """Run ``tool(state, **arguments)`` of module ``mid`` on a private copy of ``state``."""
+    @staticmethod
+    def _state_json(state: dict) -> str | RawResult:
         try:
-            text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            return _STATE_ENCODER.encode(state)
         except (TypeError, ValueError) as exc:
             return RawResult(ok=False, error=f"the state is not JSON: {exc}", state=state)
-        raw = self._call(mid, tool, arguments, text, None)
+
+    @staticmethod
+    def _with_state(raw: RawResult, state: dict) -> RawResult:
         if raw.ok:
             raw.state = state if raw.state_text is None else json.loads(raw.state_text)
         else:
             raw.state = state
         return raw
+
+    def call(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
+        """Run ``tool(state, **arguments)`` of module ``mid`` on a private copy of ``state``."""
+        text = self._state_json(state)
+        if isinstance(text, RawResult):
+            return text
+        return self._with_state(self._call(mid, tool, arguments, text, None), state)
+
+    async def acall(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
+        """``call`` for asyncio: the wait for the worker's answer yields to the event loop.
+
+        Calls on one runtime still run one at a time (the worker is serial); a worker start blocks.
+        """
+        text = self._state_json(state)
+        if isinstance(text, RawResult):
+            return text
+        return self._with_state(await self._acall(mid, tool, arguments, text, None), state)
 
     def session_call(self, mid: str, sid: str, tool: str, arguments: dict, state_text: str) -> RawResult:
         """Like call, for a session whose current state (``state_text``) the worker may already hold.
@@ -359,72 +567,204 @@ class Runtime:
         """
         return self._call(mid, tool, arguments, state_text, sid)
 
-    def _call(self, mid: str, tool: str, arguments: dict, state_text: str, sid: str | None) -> RawResult:
-        source = self._sources.get(mid)
-        if source is None:
+    async def asession_call(self, mid: str, sid: str, tool: str, arguments: dict, state_text: str) -> RawResult:
+        """``session_call`` for asyncio (see ``acall``)."""
+        return await self._acall(mid, tool, arguments, state_text, sid)
+
+    def _precheck(self, mid: str, tool: str, arguments: dict, state_text: str, sid: str | None) -> tuple:
+        """``(refusal, None, None)`` for a call that never reaches a worker, else ``(None, request, state)``.
+
+        ``request`` is the call's request frame (bytes), or its dict where that must be encoded as it goes out;
+        ``state`` is the state text in UTF-8.
+        """
+        if mid not in self._sources:
             raise KeyError(f"module {mid} is not registered with this runtime")
         if not isinstance(arguments, dict):
-            return RawResult(ok=False, error=f"arguments must be a JSON object, got {type(arguments).__name__}")
-        bad = _lone_surrogate(arguments)
-        if bad is not None:
-            return RawResult(ok=False, error=f"an argument contains a lone surrogate ({bad}), which is not "
-                                             "valid Unicode", meta={"tool_error": False})
+            return RawResult(ok=False, error=f"arguments must be a JSON object, got {type(arguments).__name__}"), \
+                None, None
+        request = {"op": "call", "mid": mid, "tool": tool, "args": arguments}
+        if sid is not None:
+            request["sid"] = sid
         try:
-            state_text.encode("utf-8")
+            # one encoding is also the lone-surrogate check: UTF-8 refuses them
+            request = _REQUEST_ENCODER.encode(request).encode("utf-8")
+        except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+            bad = _lone_surrogate(arguments)  # the exact check names it; anything else fails as it goes out
+            if bad is not None:
+                return RawResult(ok=False, error=f"an argument contains a lone surrogate ({bad}), which is not "
+                                                 "valid Unicode", meta={"tool_error": False}), None, None
+        try:
+            state = state_text.encode("utf-8")
         except UnicodeEncodeError as exc:
             return RawResult(ok=False, error="the state contains a lone surrogate "
-                                             f"(U+{ord(exc.object[exc.start]):04X}), which is not valid Unicode")
-        with self._lock:
-            for attempt in range(2):
-                worker = self._ensure_worker(mid)
+                                             f"(U+{ord(exc.object[exc.start]):04X}), which is not valid Unicode"), \
+                None, None
+        return None, request, state
+
+    def _acquire(self) -> None:
+        """Take the thread lock for a sync call; refuse the one case that could never get it."""
+        if self._lock.acquire(blocking=False):
+            return
+        if self._async_holder == threading.get_ident():
+            # an acall of this thread's event loop holds the lock across an await: waiting would hang forever
+            raise RuntimeError("a blocking Runtime call from the event loop's thread while an acall on this "
+                               "runtime is in flight would deadlock; await acall instead")
+        self._lock.acquire()
+
+    def _call(self, mid: str, tool: str, arguments: dict, state_text: str, sid: str | None) -> RawResult:
+        refused, request, state = self._precheck(mid, tool, arguments, state_text, sid)
+        if refused is not None:
+            return refused
+        self._acquire()
+        try:
+            steps = self._steps(mid, request, state_text, state, sid)
+            try:
+                step = next(steps)
+                while True:
+                    try:
+                        response = self._exchange(*step)
+                    except _EXCHANGE_FAILURES as exc:
+                        step = steps.throw(exc)
+                    else:
+                        step = steps.send(response)
+            except StopIteration as done:
+                return done.value
+        finally:
+            self._lock.release()
+
+    def _async_lock(self, loop: asyncio.AbstractEventLoop) -> _LoopLock:
+        # a lock's futures belong to one loop, and a runtime may outlive several asyncio.run calls
+        last = self._async_lock_last
+        if last is not None and last[0] is loop:
+            return last[1]
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks.setdefault(loop, _LoopLock())
+        self._async_lock_last = (loop, lock)
+        return lock
+
+    def _asend(self, loop: asyncio.AbstractEventLoop, worker: _WorkerProcess, request: bytes,
+               state: bytes | None) -> bytes | asyncio.Future:
+        """``_exchange`` for the event loop: the answer's frame, or a future of it (the worker's reader sets it)."""
+        deadline = loop.time() + self.limits.wall_seconds
+        worker.send(request, state)  # the idle worker drains the pipe: at most a brief block
+        max_bytes = self._max_response()
+        body = worker.pop_frame(max_bytes)
+        if body is not None:
+            return body
+        if worker.loop is not loop:
+            worker.watch(loop)
+        answered = loop.create_future()
+        worker.waiter = answered
+        worker.max_bytes = max_bytes
+        worker.arm(loop, deadline)
+        return answered
+
+    async def _acall(self, mid: str, tool: str, arguments: dict, state_text: str, sid: str | None) -> RawResult:
+        refused, request, state = self._precheck(mid, tool, arguments, state_text, sid)
+        if refused is not None:
+            return refused
+        loop = asyncio.get_running_loop()
+        lock = self._async_lock(loop)
+        if lock.busy:
+            await lock.wait(loop)
+        else:
+            lock.busy = True
+        try:
+            # uncontended unless a sync caller on another thread (or another loop) is mid-call
+            self._lock.acquire()
+            self._async_holder = threading.get_ident()
+            try:
+                steps = self._steps(mid, request, state_text, state, sid)
                 try:
-                    if mid not in worker.loaded:
-                        loaded = self._exchange(worker, {"op": "load", "mid": mid, "source": source})
-                        if not loaded.get("ok"):
-                            if loaded.get("fatal"):
+                    step = next(steps)
+                    while True:
+                        worker = step[0]
+                        try:
+                            body = self._asend(loop, *step)
+                            if body.__class__ is not bytes:
+                                try:
+                                    body = await body
+                                finally:
+                                    worker.waiter = None
+                            response = _decode(body)
+                        except _EXCHANGE_FAILURES as exc:
+                            step = steps.throw(exc)
+                        except asyncio.CancelledError:
+                            steps.close()
+                            # the request went out and its answer may still come: a fresh worker keeps
+                            # the next call from reading it
+                            if self._workers.get(mid) is worker:
                                 self._replace_worker(mid)
-                                return RawResult(ok=False, error=loaded.get("error"), killed=True)
-                            return RawResult(ok=False, error=loaded.get("error"))
-                        worker.loaded.add(mid)
-                    request = {"op": "call", "mid": mid, "tool": tool, "args": arguments}
-                    if sid is not None:
-                        request["sid"] = sid
-                    ship = sid is None or (sid, state_text) not in worker.sessions_seen
-                    response = self._exchange(worker, request, state_text if ship else None)
-                    if response.get("reseed"):
-                        response = self._exchange(worker, request, state_text)
-                except TimeoutError:
-                    self._replace_worker(mid)
-                    return RawResult(ok=False, killed=True,
-                                     error=f"killed: wall-clock limit of {self.limits.wall_seconds:g}s exceeded")
-                except OverflowError as exc:
-                    self._replace_worker(mid)
-                    return RawResult(ok=False, killed=True, error=f"killed: {exc}")
-                except (EOFError, BrokenPipeError, ConnectionResetError):
-                    reason = self._death_reason(worker)
-                    self._replace_worker(mid)
-                    if attempt == 0 and worker.loaded == set() and "exited with code 0" in reason:
-                        continue  # the worker died before it heard us: try a fresh one once
-                    return RawResult(ok=False, killed=True, error=reason)
-                if response.get("reload"):
-                    worker.loaded.discard(mid)
-                    continue
-                if response.get("fatal"):
-                    self._replace_worker(mid)
-                    return RawResult(ok=False, killed=True, error=response.get("error"))
-                if sid is not None:
-                    worker.sessions_seen.discard_sid(sid)
-                    new_text = response.get("state_text") if response.get("ok") else None
-                    worker.sessions_seen.add((sid, new_text if new_text is not None else state_text))
-                if response.get("ok"):
-                    return RawResult(ok=True, output=response.get("output"), state_text=response.get("state_text"))
-                return RawResult(ok=False, error=response.get("error"),
-                                 meta={"tool_error": bool(response.get("tool_error"))})
-            return RawResult(ok=False, error="worker could not run the call")
+                            raise
+                        else:
+                            step = steps.send(response)
+                except StopIteration as done:
+                    return done.value
+            finally:
+                self._async_holder = None
+                self._lock.release()
+        finally:
+            lock.release()
+
+    def _steps(self, mid: str, request: bytes | dict, state_text: str, state: bytes, sid: str | None):
+        """The body of a call, free of I/O, so that a blocking and an asyncio driver share it.
+
+        Yields ``(worker, request frame, state or None)`` per exchange; the driver sends the response dict
+        back in, or throws in the exchange's failure (one of ``_EXCHANGE_FAILURES``). Returns the RawResult.
+        Runs with the runtime's lock held.
+        """
+        source = self._sources[mid]
+        for attempt in range(2):
+            worker = self._ensure_worker(mid)
+            try:
+                if mid not in worker.loaded:
+                    loaded = yield worker, _encode({"op": "load", "mid": mid, "source": source}), None
+                    if not loaded.get("ok"):
+                        if loaded.get("fatal"):
+                            self._replace_worker(mid)
+                            return RawResult(ok=False, error=loaded.get("error"), killed=True)
+                        return RawResult(ok=False, error=loaded.get("error"))
+                    worker.loaded.add(mid)
+                if request.__class__ is not bytes:
+                    request = _encode(request)  # raises what the arguments' encoding raises
+                ship = sid is None or (sid, state_text) not in worker.sessions_seen
+                response = yield worker, request, state if ship else None
+                if response.get("reseed"):
+                    response = yield worker, request, state
+            except TimeoutError:
+                self._replace_worker(mid)
+                return RawResult(ok=False, killed=True,
+                                 error=f"killed: wall-clock limit of {self.limits.wall_seconds:g}s exceeded")
+            except OverflowError as exc:
+                self._replace_worker(mid)
+                return RawResult(ok=False, killed=True, error=f"killed: {exc}")
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                reason = self._death_reason(worker)
+                self._replace_worker(mid)
+                if attempt == 0 and worker.loaded == set() and "exited with code 0" in reason:
+                    continue  # the worker died before it heard us: try a fresh one once
+                return RawResult(ok=False, killed=True, error=reason)
+            if response.get("reload"):
+                worker.loaded.discard(mid)
+                continue
+            if response.get("fatal"):
+                self._replace_worker(mid)
+                return RawResult(ok=False, killed=True, error=response.get("error"))
+            if sid is not None:
+                worker.sessions_seen.discard_sid(sid)
+                new_text = response.get("state_text") if response.get("ok") else None
+                worker.sessions_seen.add((sid, new_text if new_text is not None else state_text))
+            if response.get("ok"):
+                return RawResult(ok=True, output=response.get("output"), state_text=response.get("state_text"))
+            return RawResult(ok=False, error=response.get("error"),
+                             meta={"tool_error": bool(response.get("tool_error"))})
+        return RawResult(ok=False, error="worker could not run the call")
 
     def ping(self, mid: str | None = None) -> dict:
         """The hello of the worker for ``mid`` (started if needed): pid inside its jail, seccomp status."""
-        with self._lock:
+        self._acquire()
+        try:
             if mid is None:
                 worker = _WorkerProcess(self.limits)
                 try:
@@ -434,6 +774,8 @@ class Runtime:
                     worker.kill()
             worker = self._ensure_worker(mid)
             return dict(worker.hello, jailed=worker.jailed)
+        finally:
+            self._lock.release()
 
 
 __all__ = ["Limits", "ModuleRejected", "RawResult", "Runtime", "SandboxUnavailable", "module_id"]

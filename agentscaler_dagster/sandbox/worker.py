@@ -84,6 +84,10 @@ _SYSCALLS_ALLOWED = (
     "rseq", "set_robust_list", "sysinfo",
 )
 _RLIMIT_CPU = 0  # the resource number prlimit64 may still change (only for this process)
+# built once (json.dumps with options builds an encoder per call); the same output as json.dumps with these
+# options, and no code tool calls can reach (json.dumps is theirs too)
+_OUTPUT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_RESPONSE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 class ToolError(Exception):
@@ -218,22 +222,38 @@ class _Freezer:
                 fn.__dict__.clear()
 
 
+def _json_path(entry: tuple, what: str) -> str:
+    """The path of a ``_json_problem`` stack entry, spelled as ``what[key][index]...``."""
+    parts = []
+    while entry[1] is not None:
+        _, entry, part = entry
+        # keys on a path are exactly str (checked before their children are pushed), indexes are int
+        parts.append(f"[{part!r}]" if type(part) is str else f"[{part}]")
+    return what + "".join(reversed(parts))
+
+
 def _json_problem(value, what: str) -> str | None:
-    """Why ``value`` would not survive a JSON round trip unchanged (after json.dumps accepted it)."""
-    stack = [(value, what)]
+    """Why ``value`` would not survive a JSON round trip unchanged (after json.dumps accepted it).
+
+    Paths are spelled out only for the problem found: each stack entry links to the one it was reached from.
+    """
+    stack = [(value, None, None)]  # (node, the entry it was reached from, its key or index there)
+    push = stack.append
     while stack:
-        node, path = stack.pop()
+        entry = stack.pop()
+        node = entry[0]
         if isinstance(node, dict):
             for key, item in node.items():
                 if type(key) is not str:
-                    return (f"{path} has a key {key!r} of type {type(key).__name__}: JSON object keys are "
-                            "strings, so it would collide with or turn into the string " + json.dumps(str(key)))
+                    return (f"{_json_path(entry, what)} has a key {key!r} of type {type(key).__name__}: JSON "
+                            "object keys are strings, so it would collide with or turn into the string "
+                            + json.dumps(str(key)))
                 if isinstance(item, (dict, list, tuple)):
-                    stack.append((item, f"{path}[{key!r}]"))
+                    push((item, entry, key))
         elif isinstance(node, (list, tuple)):
             for index, item in enumerate(node):
                 if isinstance(item, (dict, list, tuple)):
-                    stack.append((item, f"{path}[{index}]"))
+                    push((item, entry, index))
     return None
 
 
@@ -264,12 +284,15 @@ class _Worker:
         os.dup2(devnull, 2)
         os.close(devnull)
         self.freezer = _Freezer({m: list(n) for m, n in self.allowed.items()})
+        # what a module view holds, read once: the allowlisted attributes of modules no call can change
+        self._view_items = {name: {n: getattr(_MODULES[name], n) for n in names if hasattr(_MODULES[name], n)}
+                            for name, names in self.allowed.items()}
+        self._cpu_soft: int | None = None  # the RLIMIT_CPU soft limit this process last set
 
     # --- what tool code sees -----------------------------------------------------------------------------
     def _module_view(self, name: str) -> types.SimpleNamespace:
         # a fresh, partial view per import: assigning to it changes nothing outside this call
-        module = _MODULES[name]
-        return types.SimpleNamespace(**{n: getattr(module, n) for n in self.allowed[name] if hasattr(module, n)})
+        return types.SimpleNamespace(**self._view_items[name])
 
     def _fresh_globals(self, mid: str) -> dict:
         views: dict[str, types.SimpleNamespace] = {}
@@ -315,12 +338,19 @@ class _Worker:
         spent = used.ru_utime + used.ru_stime
         # RLIMIT_CPU has whole-second granularity and counts the whole process: move it forward per call
         soft = int(spent + self.cpu_per_call) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+        # the limit only this process changes (seccomp refuses any other prlimit64) is already where this
+        # call needs it in most calls: it moves once per CPU second
+        if soft != self._cpu_soft:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+            self._cpu_soft = soft
 
     # --- frames -------------------------------------------------------------------------------------------
     def _write(self, body: bytes) -> None:
         data = _HEADER.pack(len(body)) + body
-        view = memoryview(data)
+        n = os.write(self.out_fd, data)
+        if n == len(data):
+            return
+        view = memoryview(data)[n:]
         while view:
             n = os.write(self.out_fd, view)
             view = view[n:]
@@ -329,7 +359,7 @@ class _Worker:
         if isinstance(message.get("error"), str):
             message["error"] = _cap(message["error"], self.max_error)
         try:
-            body = json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+            body = _RESPONSE_ENCODER.encode(message).encode("ascii")
         except (TypeError, ValueError) as exc:
             body = json.dumps({"ok": False, "error": f"response is not JSON-serialisable: {exc}",
                                "fatal": False}).encode("ascii")
@@ -429,14 +459,14 @@ class _Worker:
             if not isinstance(state, dict):
                 return {"ok": False, "error": "tool corrupted the state: it is no longer a JSON object",
                         "fatal": False}
-            out_text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            out_text = _OUTPUT_ENCODER.encode(output)
             if len(out_text) > self.max_output:
                 return {"ok": False, "error": f"output too large: {len(out_text)} bytes > limit {self.max_output}",
                         "fatal": False}
             problem = _json_problem(output, "the output")
             if problem is None:
                 out_text.encode("utf-8")
-            state_text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            state_text = _OUTPUT_ENCODER.encode(state)
             if len(state_text) > self.max_state:
                 return {"ok": False, "error": f"state too large after the call: {len(state_text)} bytes > limit "
                                               f"{self.max_state}", "fatal": False}
