@@ -6,7 +6,6 @@ knows only the contracts: a task, an environment object for its domain, a user s
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -21,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from agentscaler_dagster.contracts import Task, Trajectory, content_hash
 from agentscaler_dagster.evaluation.metrics import judge_episode, mean_pass_hat_k, pass_hat_k, tool_calls_of
-from agentscaler_dagster.rollout.episode import arun_episode, is_backend_failure, run_on_loop
+from agentscaler_dagster.rollout.episode import arun_episode, is_backend_failure, play_all, run_on_loop
 from agentscaler_dagster.rollout.episode import run_episode as rollout_run_episode
 
 RunEpisode = Callable[..., Trajectory]  # run_episode(task, env, agent, user, *, trial, max_turns) -> Trajectory
@@ -286,8 +285,7 @@ def _play_model(name, agent, todo, env_by_domain, user_factory, run_episode, see
                 break
         return finish(task, trial, result)
 
-    async def aone(pair, executor):
-        task, trial = pair
+    async def aone(task, trial, executor):
         mine = clone()
         for _ in range(backend_retries + 1):
             result = await _arun_one(name, mine, task, trial, env_by_domain, user_factory, seed, max_turns, executor)
@@ -295,21 +293,10 @@ def _play_model(name, agent, todo, env_by_domain, user_factory, run_episode, see
                 break
         return finish(task, trial, result)
 
-    async def all_on_loop():
-        results: list = [None] * len(todo)
-        pending = iter(range(len(todo)))
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval-blocking") as executor:
-            async def player() -> None:
-                for i in pending:
-                    results[i] = await aone(todo[i], executor)
-
-            await asyncio.gather(*(player() for _ in range(min(concurrency, len(todo)))))
-        return results
-
     if concurrency > 1 and callable(clone):
         if run_episode is rollout_run_episode:
             # the standard episode: on the asyncio engine (no thread per episode)
-            return run_on_loop(all_on_loop())
+            return run_on_loop(play_all(todo, aone, concurrency))
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
             return list(pool.map(one, todo))
     return [one(pair) for pair in todo]

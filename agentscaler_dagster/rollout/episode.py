@@ -78,8 +78,9 @@ async def arun_episode(
     """``run_episode`` on the running event loop: the same episode, byte for byte.
 
     Each wait goes to the role's ``a``-method when it has one (``aact``, ``astart``, ``areply``, the environment's
-    ``acall``) and no subclass overrides the plain method alone; a role marked ``nonblocking`` (a programmatic simulator) runs on the loop; anything else runs on
-    ``executor`` (threads), so a blocking agent still works, just not at the loop's speed.
+    ``acall``) and no subclass overrides the plain method alone; a role marked ``nonblocking`` (a programmatic
+    simulator) runs on the loop; anything else runs on ``executor`` (threads), so a blocking agent still works,
+    just not at the loop's speed.
     """
     loop = asyncio.get_running_loop()
     episode = _episode(task, env, agent, user, trial=trial, max_turns=max_turns, system_prompt=system_prompt)
@@ -460,9 +461,9 @@ def run_rollouts(
     Up to ``concurrency`` episodes run at once. ``engine="asyncio"`` (the default) plays them on one event
     loop: model calls and sandboxed tool calls wait without a thread each (``arun_episode``); a role without
     ``a``-methods that is not ``nonblocking`` gets a thread for its calls. ``engine="threads"`` gives each
-    episode a thread, as before (kept for comparison: ``benchmarks/bench_serving.py``). One episode at a time runs
-    in this thread. Either way an episode's trajectory is the same. ``env`` may be a list of loaded copies of one environment (one
-    sandbox worker each): each tool call takes whichever copy is free (see ``EnvironmentPool``). A task
+    episode a thread, as before (kept for comparison: ``benchmarks/bench_serving.py``). One episode at a time
+    runs in this thread. Either way an episode's trajectory is the same. ``env`` may be a list of loaded copies
+    of one environment (one sandbox worker each): each tool call takes whichever copy is free (see ``EnvironmentPool``). A task
     that does not fit ``env`` gives a ``setup_error`` trajectory (the filters reject it) instead of
     stopping the other tasks. An episode that ended
     because the model server failed is played again, up to ``backend_retries`` times, and is kept with
@@ -542,7 +543,7 @@ def run_rollouts(
             warm = getattr(env, "warm", None)
             if callable(warm) and todo:
                 warm()  # a worker started mid-run would hold up the loop, and every episode on it
-            results = run_on_loop(_play_all(todo, aplay, concurrency))
+            results = run_on_loop(play_all(todo, aplay, concurrency))
     finally:
         if sink is not None:
             sink.close()
@@ -551,8 +552,9 @@ def run_rollouts(
     return sorted(done.values(), key=lambda t: order[(t.task_id, t.trial)])
 
 
-async def _play_all(todo: list, aplay, concurrency: int) -> list[Trajectory]:
-    """``concurrency`` players, each taking the next (task, trial) when its episode ends."""
+async def play_all(todo: list, aplay, concurrency: int) -> list:
+    """``concurrency`` players, each taking the next (task, trial) when its episode ends:
+    ``await aplay(task, trial, executor)`` for each, results in ``todo``'s order (rollouts, evaluation)."""
     results: list = [None] * len(todo)
     pending = iter(range(len(todo)))
     # roles that block (no a-methods) wait here, one thread per concurrent episode at most
