@@ -25,13 +25,23 @@ def content_hash(value: Any) -> str:
 
 
 class EncodedTools(list):
-    """An episode's tool list with its JSON text kept: every model request of the episode sends the same
-    tools, and a client splices ``json`` in instead of encoding them again per turn. Read-only by contract
-    (the episode hands the same list to every turn)."""
+    """An episode's tool list with its JSON kept: every model request of the episode sends the same tools, and
+    a client splices ``encoded`` in instead of encoding them again per turn. Encoded on first use (a programmatic
+    agent never needs it). Read-only by contract (the episode hands the same list to every turn)."""
 
-    def __init__(self, tools):
-        super().__init__(tools)
-        self.json = json.dumps(list(self))
+    _encoded: bytes | None = None
+
+    @property
+    def encoded(self) -> bytes:
+        """The tools as compact UTF-8 JSON."""
+        if self._encoded is None:
+            try:
+                import orjson
+
+                self._encoded = orjson.dumps(list(self))
+            except (ImportError, TypeError):  # not installed, or what orjson refuses (integers over 64 bits)
+                self._encoded = json.dumps(list(self), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return self._encoded
 
     # a copy is a plain list: a copy filled item by item would carry the JSON of an empty list
     def __copy__(self) -> list:

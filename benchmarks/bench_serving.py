@@ -14,8 +14,10 @@ fake  A local OpenAI-compatible server (another process, one asyncio loop) that 
       call (the wall time minus the time spent waiting on the server, with and without the sandboxed tool
       call itself). Then the transport floor, side by side: the same number of model calls at
       the same concurrency with nothing else to do (no environment, user or trajectory), through the project's
-      client and through the standard library's ``http.client`` (one keep-alive connection per thread, the
-      lightest transport Python has); its wall / ideal is the least the engine could reach on this machine.
+      client on one event loop (as the engine sends them), and from a thread each through the client and
+      through the standard library's ``http.client`` (one keep-alive connection per thread); the first's
+      wall / ideal is about the least the engine could reach on this machine. And one run of the asyncio engine with the tool calls answered in this process from a memo of the
+      sandbox's answers: the sandbox's share of the ratio (its process round trips, its workers' CPU).
 vllm  Real episodes of the demo domain through the managed vLLM CPU server at concurrency 1 and 16
       (episodes/min, generated tokens/s), then the same episodes through in-process transformers
       generation (TransformersAgent), the baseline.
@@ -24,6 +26,7 @@ vllm  Real episodes of the demo domain through the managed vLLM CPU server at co
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -37,7 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentscaler_dagster.llm import OpenAIChatAgent, OpenAICompatibleClient  # noqa: E402
-from agentscaler_dagster.rollout import ScenarioUserSimulator, run_rollouts  # noqa: E402
+from agentscaler_dagster.rollout import EnvironmentPool, ScenarioUserSimulator, run_rollouts  # noqa: E402
+from agentscaler_dagster.rollout.episode import run_on_loop  # noqa: E402
 from agentscaler_dagster.sandbox import Environment  # noqa: E402
 from agentscaler_dagster.serving import free_port  # noqa: E402
 from agentscaler_dagster.tasks import sample_tasks  # noqa: E402
@@ -61,30 +65,44 @@ def serve_fake(port: int, latency: float) -> None:
     answers = [answer(n) for n in range(6)]
     models = _http_ok({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+    class Fake(asyncio.Protocol):
+        # a protocol with a timer per request, no stream reader or coroutine: less of the harness's CPU
+        def connection_made(self, transport) -> None:
+            self.transport, self.buffer = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buffer[:end]
                 length = 0
                 for line in head.split(b"\r\n"):
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
-                body = await reader.readexactly(length) if length else b""
+                if len(self.buffer) < end + 4 + length:
+                    return
+                body, self.buffer = self.buffer[end + 4:end + 4 + length], self.buffer[end + 4 + length:]
                 if head.startswith(b"GET"):
-                    writer.write(models)
+                    self.transport.write(models)
                     continue
                 # the assistant turns so far, counted without parsing the body
                 calls = body.count(b'"role":"assistant"') + body.count(b'"role": "assistant"')
-                await asyncio.sleep(latency)
-                writer.write(answers[min(calls, 5)])
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+                loop.call_later(latency, self.reply, answers[min(calls, 5)])
+
+        def reply(self, answer: bytes) -> None:
+            if not self.transport.is_closing():
+                self.transport.write(answer)
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=2048)
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Fake, "127.0.0.1", port, backlog=2048)
         async with server:
             await server.serve_forever()
 
+    loop = None
     try:  # the lightest loop there is: the fake's CPU is taken from the engine on a 2-core machine
         import uvloop
 
@@ -131,11 +149,17 @@ def bench_fake(args) -> dict:
             rows = []
             runs = [(1, 1, "threads")] + [(args.concurrency, trials, engine) for _ in range(args.repeat)
                                            for engine in args.engines.split(",")]
+            if "asyncio" in args.engines.split(","):
+                runs.append((args.concurrency, trials, IN_PROCESS))
             for concurrency, n_trials, engine in runs:
                 client = OpenAICompatibleClient(base_url=f"http://127.0.0.1:{port}/v1", model="fake", max_concurrency=concurrency, timeout_s=60)
                 waits: list[float] = []
 
                 class Timed(OpenAIChatAgent):
+                    # it only reads the conversation, like its parent: without saying so, the engine would hand
+                    # it a private copy of the messages every turn (the rule for subclasses that override act)
+                    reads_messages_only = True
+
                     def act(self, messages, tools):
                         t0 = time.perf_counter()
                         try:
@@ -153,8 +177,10 @@ def bench_fake(args) -> dict:
                 use = tasks if concurrency > 1 else tasks[:20]
                 others = _children_cpu()
                 started, cpu = time.perf_counter(), time.process_time()
-                episodes = run_rollouts(use, envs, lambda s: Timed(client=client, seed=s), ScenarioUserSimulator,
-                                        trials=n_trials, seed=0, max_turns=6, concurrency=concurrency, engine=engine)
+                where = _InProcessTools(envs) if engine == IN_PROCESS else envs
+                episodes = run_rollouts(use, where, lambda s: Timed(client=client, seed=s), ScenarioUserSimulator,
+                                        trials=n_trials, seed=0, max_turns=6, concurrency=concurrency,
+                                        engine="asyncio" if engine == IN_PROCESS else engine)
                 wall = time.perf_counter() - started
                 cpu = time.process_time() - cpu  # this process only: the engine (the server and sandboxes are others)
                 others = {k: round(v - others.get(k, 0.0), 2) for k, v in _children_cpu().items()}
@@ -189,13 +215,42 @@ def bench_fake(args) -> dict:
                                "ratio_to_ideal_range": [ratios[0], ratios[-1]]}
         print(json.dumps({"summary": summary}), flush=True)
         calls = rows[-1]["model_calls"]
-        floors = [transport_floor(port, calls, args.concurrency, args.latency, kind) for kind in ("client", "http.client")]
+        floors = [transport_floor(port, calls, args.concurrency, args.latency, kind)
+                  for kind in ("client (asyncio)", "client", "http.client")]
         for floor in floors:
             print(json.dumps(floor), flush=True)
         return {"rows": rows, "summary": summary, "transport_floor": floors}
     finally:
         server.terminate()
         server.wait()
+
+
+IN_PROCESS = "asyncio, tools in-process"
+
+
+class _InProcessTools:
+    """The environment with its tool calls answered from a memo of the sandbox's own answers, in this process:
+    the engine without the sandbox's process round trips and the workers' CPU on the same 2 cores (a floor, as the
+    transport floor is for the model calls). Only for read-only calls (the benchmark's get_order)."""
+
+    def __init__(self, envs):
+        self._env = EnvironmentPool(envs) if isinstance(envs, list) else envs
+        self._memo: dict = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._env, name)
+
+    def call(self, state: dict, name: str, arguments: dict):
+        key = (name, json.dumps(arguments, sort_keys=True))
+        if key not in self._memo:
+            result = self._env.call(state, name, arguments)
+            if not result.ok or result.state != state:
+                raise ValueError(f"{name} is not a read-only call: it cannot be answered from a memo")
+            self._memo[key] = result
+        return self._memo[key]
+
+    async def acall(self, state: dict, name: str, arguments: dict):
+        return self.call(state, name, arguments)
 
 
 def _children_cpu() -> dict:
@@ -216,7 +271,9 @@ def _children_cpu() -> dict:
 
 
 def transport_floor(port: int, calls: int, concurrency: int, latency: float, kind: str) -> dict:
-    """``calls`` chat requests from ``concurrency`` threads with nothing else to do: the transport's own ceiling."""
+    """``calls`` chat requests, ``concurrency`` at a time, with nothing else to do: the transport's own ceiling.
+    ``client (asyncio)``: the project's client's ``achat`` from one event loop, as the asyncio engine sends them;
+    ``client`` and ``http.client``: blocking requests from ``concurrency`` threads."""
     import http.client
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -236,9 +293,21 @@ def transport_floor(port: int, calls: int, concurrency: int, latency: float, kin
         local.conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
         json.loads(local.conn.getresponse().read())
 
+    async def many() -> None:
+        pending = iter(range(calls))
+
+        async def sender() -> None:
+            for _ in pending:
+                await client.achat(messages=messages, max_tokens=64)
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+
     started, cpu = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, range(calls)))
+    if kind == "client (asyncio)":
+        run_on_loop(many())
+    else:
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(calls)))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
     ideal = calls * latency / concurrency

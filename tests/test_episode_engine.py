@@ -390,3 +390,20 @@ def test_a_role_that_changes_its_messages_never_changes_the_record(demo, server)
                              trials=1, seed=0, max_turns=6, concurrency=3)
     assert all(len(t.messages) > 6 for t in scribbled)
     assert not any(m.get("content") == "scribbled" for t in scribbled for m in t.messages)
+
+
+def test_a_request_carries_the_episodes_tools_encoded_once_and_only_when_needed():
+    from agentscaler_dagster.contracts import EncodedTools
+    from agentscaler_dagster.llm.client import _encode
+
+    tools = EncodedTools([{"type": "function", "function": {"name": "get_order", "description": "Bestellung für ü",
+                                                            "parameters": {"type": "object", "properties": {}}}}])
+    assert tools._encoded is None  # a programmatic agent never sends them: nothing is encoded
+    messages = [{"role": "user", "content": "where is o-1?"}]
+    first = _encode({"model": "m", "messages": messages, "tools": tools})
+    assert json.loads(first) == {"model": "m", "messages": messages, "tools": list(tools)}
+    encoded = tools._encoded
+    assert _encode({"model": "m", "messages": messages, "tools": tools}) == first and tools._encoded is encoded
+    # what orjson refuses (an integer over 64 bits) goes through json
+    big = EncodedTools([{"type": "function", "function": {"name": "f", "parameters": {"maximum": 2 ** 70}}}])
+    assert json.loads(_encode({"model": "m", "tools": big}))["tools"] == list(big)

@@ -7,8 +7,12 @@ Real parts only: real worker processes with real rlimits and wall-clock kills, t
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +115,35 @@ def test_hostile_module_is_contained_at_runtime(runtime, path):
         assert "corrupted" in result.error
     # the run goes on: the next good call succeeds (in a replaced worker where this one died)
     _good_call_works(runtime)
+
+
+@pytest.mark.parametrize("driver", ["call", "acall"])
+def test_worker_killed_between_calls_is_replaced_without_a_failed_call(driver):
+    # a worker killed from outside while idle: the next call goes to a fresh worker, and the caller never sees
+    # the death (a call only fails with "killed" when its own run killed the worker)
+    import asyncio
+
+    rt = Runtime(FAST)
+    try:
+        mid = rt.register(GOOD)
+        assert rt.call(mid, "get_item", {"item_id": "item-1"}, STATE).ok
+        pid, restarts = rt.worker_pid, rt.restarts
+        wfd = rt._workers[mid].wfd
+        os.killpg(pid, signal.SIGKILL)
+        poller = select.poll()
+        poller.register(wfd, select.POLLOUT)
+        deadline = time.monotonic() + 5
+        # until the worker's end of the pipe is gone (POLLERR on our end)
+        while not any(ev & select.POLLERR for _, ev in poller.poll(10)) and time.monotonic() < deadline:
+            pass
+        if driver == "call":
+            result = rt.call(mid, "get_item", {"item_id": "item-1"}, STATE)
+        else:
+            result = asyncio.run(rt.acall(mid, "get_item", {"item_id": "item-1"}, STATE))
+        assert result.ok and result.output == {"item_id": "item-1", "name": "lamp"}, result.error
+        assert rt.worker_pid != pid and rt.restarts == restarts + 1
+    finally:
+        rt.close()
 
 
 def test_killed_worker_is_replaced(runtime):

@@ -334,7 +334,7 @@ def _encode(body: dict) -> bytes:
     tools = body.get("tools")
     if isinstance(tools, EncodedTools) and len(body) > 1:
         rest = _dumps({k: v for k, v in body.items() if k != "tools"})
-        return rest[:-1] + b', "tools": ' + tools.json.encode("utf-8") + b"}"
+        return rest[:-1] + b', "tools": ' + tools.encoded + b"}"
     return _dumps(body)
 
 
