@@ -16,8 +16,9 @@ fake  A local OpenAI-compatible server (another process, one asyncio loop) that 
       the same concurrency with nothing else to do (no environment, user or trajectory), through the project's
       client on one event loop (as the engine sends them), and from a thread each through the client and
       through the standard library's ``http.client`` (one keep-alive connection per thread); the first's
-      wall / ideal is about the least the engine could reach on this machine. And one run of the asyncio engine with the tool calls answered in this process from a memo of the
-      sandbox's answers: the sandbox's share of the ratio (its process round trips, its workers' CPU).
+      wall / ideal is about the least the engine could reach on this machine. And one run of the asyncio
+      engine with the tool calls answered in this process from a memo of the sandbox's answers: the
+      sandbox's share of the ratio (its process round trips, its workers' CPU).
 vllm  Real episodes of the demo domain through the managed vLLM CPU server at concurrency 1 and 16
       (episodes/min, generated tokens/s), then the same episodes through in-process transformers
       generation (TransformersAgent), the baseline.
