@@ -759,7 +759,7 @@ class Runtime:
             batch = self._batches[loop] = _Batch()
         done = loop.create_future()
         batch.queue.append((*call, done))
-        if batch.drain is None:
+        if batch.drain is None or batch.drain.done():
             batch.drain = loop.create_task(self._drain(loop, lock, batch))
         return await done
 
@@ -788,7 +788,8 @@ class Runtime:
                         done.set_exception(exc)
                     else:
                         done.cancel()
-            raise
+            if not isinstance(exc, Exception):
+                raise  # cancelled with its loop; an error went to the callers
         finally:
             batch.drain = None
 
@@ -873,7 +874,7 @@ class Runtime:
                 if self._workers.get(mid) is not worker:  # a fatal answer: the worker ended after this call
                     self._requeue(batch, ready[sent + 1:])
                     break
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled, or an answer that does not decode
             for item, steps, _ in ready:
                 steps.close()
             if self._workers.get(mid) is worker:
