@@ -681,6 +681,11 @@ class Runtime:
         """``_exchange`` for the event loop: the answer's frame, or a future of it (the worker's reader sets it)."""
         deadline = loop.time() + self.limits.wall_seconds
         worker.send(request, state)  # the idle worker drains the pipe: at most a brief block
+        return self._frame_or_future(loop, worker, deadline)
+
+    def _frame_or_future(self, loop: asyncio.AbstractEventLoop, worker: _WorkerProcess,
+                         deadline: float) -> bytes | asyncio.Future:
+        """The worker's next frame if it is in, else a future of it that fails at ``deadline``."""
         max_bytes = self._max_response()
         body = worker.pop_frame(max_bytes)
         if body is not None:
@@ -908,18 +913,11 @@ class Runtime:
             batch.queue.appendleft(item)
 
     async def _next_frame(self, loop: asyncio.AbstractEventLoop, worker: _WorkerProcess, deadline: float) -> bytes:
-        max_bytes = self._max_response()
-        body = worker.pop_frame(max_bytes)
-        if body is not None:
+        body = self._frame_or_future(loop, worker, deadline)
+        if body.__class__ is bytes:
             return body
-        if worker.loop is not loop:
-            worker.watch(loop)
-        answered = loop.create_future()
-        worker.waiter = answered
-        worker.max_bytes = max_bytes
-        worker.arm(loop, deadline)
         try:
-            return await answered
+            return await body
         finally:
             worker.waiter = None
 
