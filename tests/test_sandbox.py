@@ -146,6 +146,33 @@ def test_worker_killed_between_calls_is_replaced_without_a_failed_call(driver):
         rt.close()
 
 
+def test_worker_started_from_a_thread_that_ended_stays_alive():
+    # the jail's --die-with-parent is PR_SET_PDEATHSIG, which fires when the thread that started the worker
+    # exits: a pool warming its copies from short-lived threads lost them a moment later, and a call in flight
+    # came back "killed: by signal SIGKILL" (it did, in a pooled rollout test)
+    import threading
+
+    rt = Runtime(FAST)
+    try:
+        mid = rt.register(GOOD)
+        starter = threading.Thread(target=rt.ping, args=(mid,))
+        starter.start()
+        starter.join()
+        worker = rt._workers[mid]
+        if not worker.jailed:
+            pytest.skip("no bubblewrap jail here: nothing ties the worker to its starting thread")
+        pid = worker.proc.pid
+        deadline = time.monotonic() + 1.0
+        while worker.alive() and time.monotonic() < deadline:  # the signal, if it comes, comes at once
+            time.sleep(0.02)
+        assert worker.alive(), f"the worker died with code {worker.proc.returncode} after its starting thread ended"
+        result = rt.call(mid, "get_item", {"item_id": "item-1"}, STATE)
+        assert result.ok, result.error
+        assert rt.worker_pid == pid and rt.restarts == 0
+    finally:
+        rt.close()
+
+
 def test_killed_worker_is_replaced(runtime):
     _good_call_works(runtime)
     good_pid = runtime.worker_pid
