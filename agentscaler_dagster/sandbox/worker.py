@@ -470,9 +470,11 @@ class _Worker:
             if len(state_text) > self.max_state:
                 return {"ok": False, "error": f"state too large after the call: {len(state_text)} bytes > limit "
                                               f"{self.max_state}", "fatal": False}
-            problem = problem or _json_problem(state, "the state")
-            if problem is None:
-                state_text.encode("utf-8")
+            if problem is None and state_text != before:
+                # an unchanged text leaves the caller's state as it was: this call's copy is dropped unread
+                problem = _json_problem(state, "the state")
+                if problem is None:
+                    state_text.encode("utf-8")
         except MemoryError:
             return {"ok": False, "error": "killed: memory limit exceeded", "fatal": True}
         except UnicodeEncodeError as exc:
