@@ -449,3 +449,61 @@ def test_the_wall_clock_counts_from_each_call_not_from_earlier_ones(loop_factory
         assert _fields(slow) == (True, sum(range(10_000_000)), None, STATE, False)
         assert _fields(hang) == (False, None, "killed: wall-clock limit of 1s exceeded", STATE, True)
         assert 0.95 <= elapsed < 3.0, elapsed
+
+
+# --- calls queued behind a busy worker go out together ---------------------------------------------------
+@pytest.mark.parametrize("killer", ["hang", "spin"])
+def test_a_call_that_kills_the_worker_mid_batch_is_the_only_one_that_fails(killer):
+    # 20 calls at once: the first runs alone, the other 19 wait and go to the worker in one write with the
+    # killer in the middle; the calls after it never ran on that worker and must run on a fresh one
+    with _env(Limits(wall_seconds=1.0, cpu_seconds=0.5)) as e:
+        calls = _mixed_calls(20)
+        calls[10] = (e.initial_state(), killer, {})
+        expected = [_fields(e.call(state, name, args)) for state, name, args in calls]
+        assert expected[10][4] is True and all(not f[4] for i, f in enumerate(expected) if i != 10)
+        restarts = e.runtime.restarts
+
+        async def run():
+            return await asyncio.gather(*(e.acall(state, name, args) for state, name, args in calls))
+
+        got = [_fields(r) for r in asyncio.run(run())]
+        assert got == expected
+        assert e.runtime.restarts == restarts + 1  # the killer's worker, no other
+
+
+def test_each_call_of_a_batch_has_its_own_wall_clock():
+    # a slow call then a hanging one in one batch: the hang is cut one wall-clock limit after the slow call
+    # answered, not after the batch went out
+    with _env(Limits(wall_seconds=1.0, cpu_seconds=30)) as e:
+        state = e.initial_state()
+
+        async def run():
+            first = asyncio.ensure_future(e.acall(state, "get_item", {"item_id": "item-1"}))  # holds the worker
+            await asyncio.sleep(0)
+            started = time.monotonic()
+            slow, hang = await asyncio.gather(e.acall(state, "slow", {"n": 10_000_000}), e.acall(state, "hang"))
+            return await first, slow, hang, time.monotonic() - started
+
+        first, slow, hang, elapsed = asyncio.run(run())
+        assert _fields(first) == (True, LAMP, None, STATE, False)
+        assert _fields(slow) == (True, sum(range(10_000_000)), None, STATE, False)
+        assert _fields(hang) == (False, None, "killed: wall-clock limit of 1s exceeded", STATE, True)
+        assert 1.1 < elapsed < 4.0, elapsed
+
+
+def test_a_caller_that_goes_away_mid_batch_leaves_the_others_their_answers(env):
+    async def run():
+        state = env.initial_state()
+        head = asyncio.ensure_future(env.acall(state, "slow", {"n": SLOW_N // 4}))
+        await asyncio.sleep(0)
+        queued = [asyncio.ensure_future(env.acall(state, "get_item", {"item_id": "item-1"})) for _ in range(8)]
+        await asyncio.sleep(0)
+        queued[3].cancel()  # waiting in the queue, or already written to the worker: either way its answer is dropped
+        results = await asyncio.gather(head, *queued, return_exceptions=True)
+        after = await env.acall(state, "add_item", {"name": "desk"})
+        return results, after
+
+    results, after = asyncio.run(run())
+    assert isinstance(results[4], asyncio.CancelledError)
+    assert all(_fields(r) == (True, LAMP, None, STATE, False) for i, r in enumerate(results[1:]) if i != 3)
+    assert after.ok and after.output == {"item_id": "item-2", "name": "desk"}

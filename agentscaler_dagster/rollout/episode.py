@@ -375,8 +375,9 @@ def _setup_error(task: Task, trial: int, agent, user, exc: Exception) -> Traject
 class EnvironmentPool:
     """Loaded copies of one environment behind the one-environment interface.
 
-    A tool call takes whichever copy is free: the state travels with the call, so any copy can run it,
-    and concurrent episodes are not queued behind one sandbox worker.
+    The state travels with each call, so any copy can run it: on the event loop a call goes to the copy with
+    the fewest calls in flight (calls queued on a busy copy reach its worker together, in one write); from
+    threads, to whichever copy is free. Concurrent episodes are not queued behind one sandbox worker.
     """
 
     def __init__(self, copies: list):
@@ -386,6 +387,8 @@ class EnvironmentPool:
         if len(ids) != 1:
             raise ValueError(f"EnvironmentPool copies must be of one environment, got domains {sorted(map(str, ids))}")
         self._copies = copies
+        self._native = all(callable(getattr(c, "acall", None)) for c in copies)
+        self._in_flight = [0] * len(copies)
         self._loop_free: tuple | None = None  # (loop, asyncio.Queue of free copies) for acall
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for c in copies:
@@ -409,6 +412,16 @@ class EnvironmentPool:
             self._free.put(copy_)
 
     async def acall(self, state: dict, name: str, arguments: dict):
+        if self._native:
+            # the copy with the fewest calls in flight, without waiting for a free one: calls queued on a busy
+            # copy go to its worker together, in one write (sandbox ``Runtime``)
+            load = self._in_flight
+            i = load.index(min(load))
+            load[i] += 1
+            try:
+                return await self._copies[i].acall(state, name, arguments)
+            finally:
+                load[i] -= 1
         loop = asyncio.get_running_loop()
         if self._loop_free is None or self._loop_free[0] is not loop:
             free: asyncio.Queue = asyncio.Queue()

@@ -228,12 +228,18 @@ class _WorkerProcess:
         except OSError:
             pass
 
-    def send(self, request: bytes, state: bytes | None = None) -> None:
+    @staticmethod
+    def frame(request: bytes, state: bytes | None = None) -> bytes:
         """One frame: ``request`` JSON, then ``"\n" + state`` when a state is shipped."""
         if state is None:
-            data = _HEADER.pack(len(request)) + request
-        else:
-            data = b"".join((_HEADER.pack(len(request) + 1 + len(state)), request, b"\n", state))
+            return _HEADER.pack(len(request)) + request
+        return b"".join((_HEADER.pack(len(request) + 1 + len(state)), request, b"\n", state))
+
+    def send(self, request: bytes, state: bytes | None = None) -> None:
+        self.write(self.frame(request, state))
+
+    def write(self, data: bytes) -> None:
+        """Frames, whole (several at once for a batch)."""
         n = os.write(self.wfd, data)
         if n < len(data):
             view = memoryview(data)[n:]
@@ -410,6 +416,29 @@ class _LoopLock:
         self.busy = False
 
 
+class _Batch:
+    """One event loop's calls waiting for a busy runtime (see ``Runtime._wait_in_batch``)."""
+
+    __slots__ = ("queue", "drain")
+
+    def __init__(self) -> None:
+        self.queue: deque = deque()  # (mid, request, state_text, state, future of the RawResult)
+        self.drain: asyncio.Task | None = None
+
+
+def _set(done: asyncio.Future, outcome) -> None:
+    if done.done():  # its caller went away
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
+
+
+_BATCH_CALLS = 32
+_BATCH_BYTES = 60_000  # under a pipe's 64 KiB
+
+
 # what an exchange raises when the worker did not answer properly; thrown into Runtime._steps
 _EXCHANGE_FAILURES = (TimeoutError, OverflowError, EOFError, BrokenPipeError, ConnectionResetError)
 
@@ -456,6 +485,7 @@ class Runtime:
         self._async_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _LoopLock
         self._async_holder: int | None = None  # thread of the acall holding _lock, if one does
         self._async_lock_last: tuple | None = None  # (loop, lock) of the last acall: skips the weak lookup
+        self._batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _Batch
         self._checked: dict[str, list[str]] = {}
         self._sources: dict[str, str] = {}
         self._last_pid: int | None = None
@@ -589,7 +619,10 @@ class Runtime:
     async def acall(self, mid: str, tool: str, arguments: dict, state: dict) -> RawResult:
         """``call`` for asyncio: the wait for the worker's answer yields to the event loop.
 
-        Calls on one runtime still run one at a time (the worker is serial); a worker start blocks.
+        Calls on one runtime still run one at a time (the worker is serial); a worker start blocks. Calls (no
+        session) that arrive while the runtime is busy wait in a queue and then go to the worker together, in one
+        write; each keeps its own wall-clock limit, and a call that kills the worker fails alone (the ones
+        behind it run on a fresh worker).
         """
         text = self._state_json(state)
         if isinstance(text, RawResult):
@@ -684,6 +717,11 @@ class Runtime:
         """``_exchange`` for the event loop: the answer's frame, or a future of it (the worker's reader sets it)."""
         deadline = loop.time() + self.limits.wall_seconds
         worker.send(request, state)  # the idle worker drains the pipe: at most a brief block
+        return self._frame_or_future(loop, worker, deadline)
+
+    def _frame_or_future(self, loop: asyncio.AbstractEventLoop, worker: _WorkerProcess,
+                         deadline: float) -> bytes | asyncio.Future:
+        """The worker's next frame if it is in, else a future of it that fails at ``deadline``."""
         max_bytes = self._max_response()
         body = worker.pop_frame(max_bytes)
         if body is not None:
@@ -703,6 +741,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         lock = self._async_lock(loop)
         if lock.busy:
+            if sid is None:
+                return await self._wait_in_batch(loop, lock, (mid, request, state_text, state))
             await lock.wait(loop)
         else:
             lock.busy = True
@@ -713,28 +753,7 @@ class Runtime:
             try:
                 steps = self._steps(mid, request, state_text, state, sid)
                 try:
-                    step = next(steps)
-                    while True:
-                        worker = step[0]
-                        try:
-                            body = self._asend(loop, *step)
-                            if body.__class__ is not bytes:
-                                try:
-                                    body = await body
-                                finally:
-                                    worker.waiter = None
-                            response = _decode(body)
-                        except _EXCHANGE_FAILURES as exc:
-                            step = steps.throw(exc)
-                        except asyncio.CancelledError:
-                            steps.close()
-                            # the request went out and its answer may still come: a fresh worker keeps
-                            # the next call from reading it
-                            if self._workers.get(mid) is worker:
-                                self._replace_worker(mid)
-                            raise
-                        else:
-                            step = steps.send(response)
+                    return await self._drive(loop, mid, steps, next(steps))
                 except StopIteration as done:
                     return done.value
             finally:
@@ -742,6 +761,201 @@ class Runtime:
                 self._lock.release()
         finally:
             lock.release()
+
+    async def _drive(self, loop: asyncio.AbstractEventLoop, mid: str, steps, step) -> RawResult:
+        """A call's remaining exchanges, one at a time, from ``step`` on (the runtime's locks held)."""
+        try:
+            while True:
+                worker = step[0]
+                try:
+                    body = self._asend(loop, *step)
+                    if body.__class__ is not bytes:
+                        try:
+                            body = await body
+                        finally:
+                            worker.waiter = None
+                    response = _decode(body)
+                except _EXCHANGE_FAILURES as exc:
+                    step = steps.throw(exc)
+                except asyncio.CancelledError:
+                    steps.close()
+                    # the request went out and its answer may still come: a fresh worker keeps
+                    # the next call from reading it
+                    if self._workers.get(mid) is worker:
+                        self._replace_worker(mid)
+                    raise
+                else:
+                    step = steps.send(response)
+        except StopIteration as done:
+            return done.value
+
+    # --- calls queued behind a busy runtime go out together ------------------------------------------------
+    async def _wait_in_batch(self, loop: asyncio.AbstractEventLoop, lock: _LoopLock, call: tuple) -> RawResult:
+        """A call (no session) that found the runtime busy waits in a queue. One drain per loop takes the runtime
+        in turn and writes the queued calls of one module to the worker at once; the worker answers them in
+        order, reading each next request without going to sleep first (a probe on this VM: the worker's CPU per
+        call 80 -> 62 us, the parent's 28 -> 15 us, for batches of 4 or more)."""
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = _Batch()
+        done = loop.create_future()
+        batch.queue.append((*call, done))
+        if batch.drain is None or batch.drain.done():
+            batch.drain = loop.create_task(self._drain(loop, lock, batch))
+        return await done
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop, lock: _LoopLock, batch: "_Batch") -> None:
+        try:
+            while batch.queue:
+                if lock.busy:
+                    await lock.wait(loop)
+                else:
+                    lock.busy = True
+                try:
+                    self._lock.acquire()
+                    self._async_holder = threading.get_ident()
+                    try:
+                        await self._run_batch(loop, batch)
+                    finally:
+                        self._async_holder = None
+                        self._lock.release()
+                finally:
+                    lock.release()
+        except BaseException as exc:  # noqa: BLE001 - no queued caller may wait forever
+            while batch.queue:
+                done = batch.queue.popleft()[-1]
+                if not done.done():
+                    if isinstance(exc, Exception):
+                        done.set_exception(exc)
+                    else:
+                        done.cancel()
+            if not isinstance(exc, Exception):
+                raise  # cancelled with its loop; an error went to the callers
+        finally:
+            batch.drain = None
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: "_Batch") -> None:
+        queue = batch.queue
+        mid = queue[0][0]
+        items: list[tuple] = []
+        others: list[tuple] = []
+        size = 0
+        while queue and len(items) < _BATCH_CALLS:
+            item = queue.popleft()
+            if item[-1].done():  # its caller went away
+                continue
+            if item[0] != mid:
+                others.append(item)
+                continue
+            frame_size = _HEADER.size + len(item[1]) + 1 + len(item[3])
+            # all frames fit in the pipe's buffer: the write never waits on a worker that waits on us to read
+            if items and size + frame_size > _BATCH_BYTES:
+                queue.appendleft(item)
+                break
+            items.append(item)
+            size += frame_size
+        queue.extendleft(reversed(others))
+        try:
+            await self._send_batch(loop, batch, mid, items)
+        except BaseException as exc:  # noqa: BLE001 - no caller of this batch may wait forever
+            for item in items:
+                if not item[-1].done():
+                    if isinstance(exc, Exception):
+                        item[-1].set_exception(exc)
+                    else:
+                        item[-1].cancel()
+            raise
+
+    async def _send_batch(self, loop: asyncio.AbstractEventLoop, batch: "_Batch", mid: str, items: list) -> None:
+        ready = []  # (item, steps, step) at their call exchange, on the module's worker
+        for item in items:
+            steps = self._steps(*item[:4], None)
+            try:
+                step = next(steps)  # starts or replaces the worker where needed
+                if step[1] is item[1]:
+                    ready.append((item, steps, step))
+                    continue
+                # a module load first (or a request encoded as it goes out): this call goes alone
+                await self._settle(item[-1], self._drive(loop, mid, steps, step))
+            except StopIteration as stopped:
+                _set(item[-1], stopped.value)
+            except Exception as exc:  # noqa: BLE001 - the caller's exception (e.g. the sandbox cannot start)
+                _set(item[-1], exc)
+        worker = self._workers.get(mid)
+        stale = [r for r in ready if r[2][0] is not worker]  # a worker replaced meanwhile: the next batch
+        ready = [r for r in ready if r[2][0] is worker]
+        self._requeue(batch, stale)
+        if not ready:
+            return
+        later = []
+        try:
+            try:
+                worker.write(b"".join(worker.frame(step[1], step[2]) for _, _, step in ready))
+            except BrokenPipeError as exc:  # the worker died before it heard us: the first call finds out
+                self._requeue(batch, ready[1:])
+                await self._settle(ready[0][0][-1], self._resume(loop, mid, ready[0][1], exc))
+                return
+            deadline = loop.time() + self.limits.wall_seconds
+            for sent, (item, steps, step) in enumerate(ready):
+                try:
+                    response = _decode(await self._next_frame(loop, worker, deadline))
+                except _EXCHANGE_FAILURES as exc:
+                    # the call the worker was running when it failed; the ones after it never ran: next batch
+                    self._requeue(batch, ready[sent + 1:] + later)
+                    later = []
+                    await self._settle(item[-1], self._resume(loop, mid, steps, exc))
+                    return
+                deadline = loop.time() + self.limits.wall_seconds  # the next call starts now
+                try:
+                    step = steps.send(response)
+                except StopIteration as stopped:
+                    _set(item[-1], stopped.value)
+                else:
+                    later.append((item, steps, step))  # the call did not run (module reload): it goes again
+                if self._workers.get(mid) is not worker:  # a fatal answer: the worker ended after this call
+                    self._requeue(batch, ready[sent + 1:])
+                    break
+        except BaseException:  # cancelled, or an answer that does not decode
+            for item, steps, _ in ready:
+                steps.close()
+            if self._workers.get(mid) is worker:
+                self._replace_worker(mid)  # answers may still come: a fresh worker for the next call
+            raise
+        # one more exchange each, after every answer of the batch is in: back in the queue, from the start
+        self._requeue(batch, later)
+
+    async def _resume(self, loop: asyncio.AbstractEventLoop, mid: str, steps, exc: BaseException) -> RawResult:
+        try:
+            step = steps.throw(exc)
+        except StopIteration as stopped:
+            return stopped.value
+        return await self._drive(loop, mid, steps, step)
+
+    @staticmethod
+    async def _settle(done: asyncio.Future, outcome) -> None:
+        try:
+            result = await outcome
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the caller's
+            _set(done, exc)
+        else:
+            _set(done, result)
+
+    @staticmethod
+    def _requeue(batch: "_Batch", ready: list) -> None:
+        for item, steps, _ in reversed(ready):
+            steps.close()
+            batch.queue.appendleft(item)
+
+    async def _next_frame(self, loop: asyncio.AbstractEventLoop, worker: _WorkerProcess, deadline: float) -> bytes:
+        body = self._frame_or_future(loop, worker, deadline)
+        if body.__class__ is bytes:
+            return body
+        try:
+            return await body
+        finally:
+            worker.waiter = None
 
     def _steps(self, mid: str, request: bytes | dict, state_text: str, state: bytes, sid: str | None):
         """The body of a call, free of I/O, so that a blocking and an asyncio driver share it.
