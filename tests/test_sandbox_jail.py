@@ -127,7 +127,7 @@ def test_jail_works_for_an_ordinary_user():
         root.chmod(0o755)
         package = root / "sbx"
         package.mkdir()
-        for name in ("runtime.py", "jail.py", "static_check.py", "worker.py"):
+        for name in ("runtime.py", "jail.py", "spawn.py", "static_check.py", "worker.py"):
             shutil.copy(SANDBOX / name, package / name)
         (package / "__init__.py").write_text("")
         secret = root / "secret.txt"

@@ -110,6 +110,31 @@ def test_a_server_that_never_answers_times_out_and_is_stopped(tmp_path: Path):
     assert server.pid is None and not server.running
 
 
+def test_a_server_started_from_a_thread_that_ended_keeps_serving(tmp_path: Path):
+    # its parent-death signal follows the starting thread: a server started from a pool's thread was stopped
+    # as soon as that thread ended (a plain HTTP server stands in for the model server: only the lifecycle counts)
+    import threading
+
+    import httpx
+
+    (tmp_path / "www" / "v1").mkdir(parents=True)
+    (tmp_path / "www" / "v1" / "models").write_text('{"data": []}')
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path / "www")]
+    server = ManagedServer(command, host="127.0.0.1", port=port, served_model="m", log_path=tmp_path / "s.log", name="static")
+    starter = threading.Thread(target=server.start)
+    starter.start()
+    starter.join()
+    try:
+        assert server.startup_s is not None, server.log_tail()
+        time.sleep(0.5)  # the signal, if it comes, comes at once
+        assert server.running, f"the server exited with {server._proc.returncode} after its starting thread ended"
+        assert httpx.get(f"{server.base_url}/models", timeout=5).status_code == 200
+    finally:
+        server.stop()
+    assert _wait_dead(server.last_pid)
+
+
 def test_a_killed_parent_takes_its_server_along(tmp_path: Path):
     script = textwrap.dedent(f"""
         import sys, time

@@ -12,11 +12,9 @@ the worker's answer on the event loop (a reader on the pipe), not in a thread.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import json
 import os
-import queue
 import select
 import signal
 import struct
@@ -29,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# relative on purpose: runtime, jail, static_check and worker use nothing but the standard library
+# relative on purpose: runtime, jail, spawn, static_check and worker use nothing but the standard library
 from .jail import SandboxUnavailable, default_isolation, worker_launch
+from .spawn import start_lasting
 from .static_check import ALLOWED_MODULES, check_module
 
 _HEADER = struct.Struct("!I")
@@ -120,45 +119,12 @@ class _SessionMemo:
         self._held.pop(sid, None)
 
 
-_spawner_lock = threading.Lock()
-_spawner: tuple[int, queue.SimpleQueue] | None = None  # (pid, jobs) of this process's spawner thread
-
-
-def _spawn(start):
-    """``start()`` (a worker's Popen) on a thread that lives as long as the process.
-
-    The jail's ``--die-with-parent`` is ``PR_SET_PDEATHSIG``, which Linux fires when the *thread* that started
-    the process exits, not the process: a worker started from a short-lived thread (a pool warming its copies
-    side by side, an episode thread, ``asyncio.to_thread``) was SIGKILLed when that thread ended, and a call
-    in flight then came back "killed". The spawner thread is a daemon: it ends with the process, and the
-    workers with it. After a fork the child starts its own.
-    """
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None or _spawner[0] != os.getpid():
-            jobs: queue.SimpleQueue = queue.SimpleQueue()
-            threading.Thread(target=_spawn_loop, args=(jobs,), name="sandbox-spawner", daemon=True).start()
-            _spawner = (os.getpid(), jobs)
-        jobs = _spawner[1]
-    done: concurrent.futures.Future = concurrent.futures.Future()
-    jobs.put((start, done))
-    return done.result()
-
-
-def _spawn_loop(jobs: queue.SimpleQueue) -> None:
-    while True:
-        start, done = jobs.get()
-        try:
-            done.set_result(start())
-        except BaseException as exc:  # noqa: BLE001 - the caller's (e.g. bwrap not found)
-            done.set_exception(exc)
-
-
 class _WorkerProcess:
     def __init__(self, limits: Limits):
         command, env, support = worker_launch(limits.isolation, _WORKER_SCRIPT)
         # own session: a kill reaches the jail and, through it, everything inside
-        self.proc = _spawn(lambda: subprocess.Popen(
+        # started from a thread that lives as long as the process: the jail dies with its starting thread
+        self.proc = start_lasting(lambda: subprocess.Popen(
             [*command, limits.worker_json(support.seccomp_library)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, start_new_session=True, close_fds=True, bufsize=0,

@@ -1,8 +1,9 @@
 """A model server as a child process whose lifecycle we own: start, wait until healthy, stop.
 
 The server runs in its own process group (vLLM forks an engine process per API server), so one
-signal to the group reaches every process it made. On Linux the leader also gets SIGTERM when the
-thread that started it dies (``PR_SET_PDEATHSIG``): a killed Dagster step leaves no server behind.
+signal to the group reaches every process it made. On Linux the leader also gets SIGTERM when this
+process dies (``PR_SET_PDEATHSIG``, from a thread that lasts as long as the process): a killed Dagster
+step leaves no server behind.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from agentscaler_dagster.sandbox.spawn import start_lasting
 
 _LIVE: "set[ManagedServer]" = set()
 _LIVE_LOCK = threading.Lock()
@@ -122,7 +125,9 @@ class ManagedServer:
             self._log = open(self.log_path, "ab")
         started = time.monotonic()
         try:
-            self._proc = subprocess.Popen(
+            # the parent-death signal follows the starting thread: started from one that lasts as long as this
+            # process, a server started from a short-lived thread (a pool, a notebook) is not stopped with it
+            self._proc = start_lasting(lambda: subprocess.Popen(
                 self.command,
                 env={**os.environ, **self.env},
                 stdout=self._log or subprocess.DEVNULL,
@@ -130,7 +135,7 @@ class ManagedServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-            )
+            ))
         except OSError as exc:
             self._close_log()
             raise ServerStartError(f"{self.name}: could not run {self.command[0]!r} ({exc}); command: {' '.join(self.command)}") from exc
