@@ -414,6 +414,25 @@ def test_state_problem_names_its_path():
                             'JSON object keys are strings, so it would collide with or turn into the string "1"')
 
 
+def test_worker_writes_its_error_texts_with_code_no_tool_can_reach():
+    # between a tool's run and the freezer's restore the worker must not call what tool code could have rewritten:
+    # here (static check off, as if it had a hole) the tool swaps json.dumps's code, then leaves a non-string key
+    src = ('import json\n\ndef corrupt(state, **arguments):\n'
+           '    json.dumps.__code__ = (lambda *a, **k: "rewritten").__code__\n'
+           '    state["a"] = {1: "x"}\n    return 1\n\n'
+           'def plain(state, **arguments):\n    return json.dumps([1])\n')
+    with Runtime(FAST, static_check=False) as rt:
+        mid = rt.register(src)
+        result = rt.call(mid, "corrupt", {}, {})
+        assert not result.ok and "rewritten" not in result.error
+        assert result.error.endswith('the string "1"'), result.error
+        assert rt.call(mid, "plain", {}, {}).output == "[1]"  # and the freezer restored it for the next call
+        # the module body runs before the worker maps a tool name that is no Python name to its function
+        body = ('import re\nre.sub.__code__ = (lambda *a, **k: "rewritten").__code__\n\n'
+                'def tool_get_item(state, **arguments):\n    return "found"\n')
+        assert rt.call(rt.register(body), "get-item", {}, {}).output == "found"
+
+
 def test_cpu_limit_holds_for_a_late_call_after_many_cheap_ones():
     # the worker moves RLIMIT_CPU forward only when the process's CPU time has moved it: calls that together
     # pass the first limit still run, and a hungry call after them is still killed at its own budget

@@ -88,6 +88,8 @@ _RLIMIT_CPU = 0  # the resource number prlimit64 may still change (only for this
 # options, and no code tool calls can reach (json.dumps is theirs too)
 _OUTPUT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _RESPONSE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+# a compiled pattern of the worker's own: the module body (tool code) runs before the name lookup uses it
+_NON_WORD = re.compile(r"\W")
 
 
 class ToolError(Exception):
@@ -247,7 +249,7 @@ def _json_problem(value, what: str) -> str | None:
                 if type(key) is not str:
                     return (f"{_json_path(entry, what)} has a key {key!r} of type {type(key).__name__}: JSON "
                             "object keys are strings, so it would collide with or turn into the string "
-                            + json.dumps(str(key)))
+                            + _RESPONSE_ENCODER.encode(str(key)))  # not json.dumps: tool code can reach it
                 if isinstance(item, (dict, list, tuple)):
                     push((item, entry, key))
         elif isinstance(node, (list, tuple)):
@@ -438,7 +440,7 @@ class _Worker:
             fn = None if tool.startswith("_") else namespace.get(tool)
             if not callable(fn):
                 # the module contract's escape for tool names that cannot be Python names (print, class, _id, ...)
-                fn = namespace.get("tool_" + re.sub(r"\W", "_", tool).strip("_"))
+                fn = namespace.get("tool_" + _NON_WORD.sub("_", tool).strip("_"))
             if not callable(fn):
                 return {"ok": False, "error": f"tool module has no function '{tool}'", "fatal": False}
             output = fn(state, **args)
