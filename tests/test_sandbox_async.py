@@ -467,7 +467,9 @@ def test_a_call_that_kills_the_worker_mid_batch_is_the_only_one_that_fails(kille
             return await asyncio.gather(*(e.acall(state, name, args) for state, name, args in calls))
 
         got = [_fields(r) for r in asyncio.run(run())]
-        assert got == expected
+        # which limit stops a spinning call (0.5 s of CPU, 1 s of wall) depends on the machine's load: both kill
+        assert got[10][2].startswith("killed:") and expected[10][2].startswith("killed:"), (got[10], expected[10])
+        assert got[:10] + got[11:] == expected[:10] + expected[11:] and got[10][3:] == expected[10][3:]
         assert e.runtime.restarts == restarts + 1  # the killer's worker, no other
 
 
