@@ -42,7 +42,10 @@ class UserSimulator(Protocol):
     # Optional: ``astart`` / ``areply`` (and an agent's ``aact``): coroutines the asyncio episode engine awaits
     # instead of giving the call a thread; or ``nonblocking = True`` for a role that never waits (it then runs on
     # the engine's loop); ``reads_messages_only = True`` for a role that never changes the messages it is given
-    # (the episode then hands it the record's messages instead of copies).
+    # (the episode then hands it the record's messages instead of copies). A coroutine twin and
+    # ``reads_messages_only`` hold for the class that declares them: a subclass that overrides ``act`` / ``reply``
+    # alone (an instrumented or slowed-down wrapper) loses them unless it declares them again, since its own
+    # method may block or change what it is given.
     # Optional: ``bind_task(task)`` is called by the episode loop before ``start`` when a user simulator
     # (or an agent simulator) defines it; a user takes the task's scenario there (persona, requests, facts),
     # never the gold actions; the oracle agent simulator takes the gold steps.
