@@ -706,27 +706,36 @@ class Runtime:
             return refused
         loop = asyncio.get_running_loop()
         lock = self._async_lock(loop)
+        if lock.busy and sid is None:
+            return await self._wait_in_batch(loop, lock, (mid, request, state_text, state))
+        await self._take(loop, lock)
+        try:
+            steps = self._steps(mid, request, state_text, state, sid)
+            try:
+                return await self._drive(loop, mid, steps, next(steps))
+            except StopIteration as done:
+                return done.value
+        finally:
+            self._give(lock)
+
+    async def _take(self, loop: asyncio.AbstractEventLoop, lock: _LoopLock) -> None:
+        """This loop's turn, then the thread lock (uncontended unless a sync caller on another thread, or another
+        loop, is mid-call); ``_give`` hands both back."""
         if lock.busy:
-            if sid is None:
-                return await self._wait_in_batch(loop, lock, (mid, request, state_text, state))
             await lock.wait(loop)
         else:
             lock.busy = True
         try:
-            # uncontended unless a sync caller on another thread (or another loop) is mid-call
             self._lock.acquire()
-            self._async_holder = threading.get_ident()
-            try:
-                steps = self._steps(mid, request, state_text, state, sid)
-                try:
-                    return await self._drive(loop, mid, steps, next(steps))
-                except StopIteration as done:
-                    return done.value
-            finally:
-                self._async_holder = None
-                self._lock.release()
-        finally:
+        except BaseException:
             lock.release()
+            raise
+        self._async_holder = threading.get_ident()
+
+    def _give(self, lock: _LoopLock) -> None:
+        self._async_holder = None
+        self._lock.release()
+        lock.release()
 
     async def _drive(self, loop: asyncio.AbstractEventLoop, mid: str, steps, step) -> RawResult:
         """A call's remaining exchanges, one at a time, from ``step`` on (the runtime's locks held)."""
@@ -773,20 +782,11 @@ class Runtime:
     async def _drain(self, loop: asyncio.AbstractEventLoop, lock: _LoopLock, batch: "_Batch") -> None:
         try:
             while batch.queue:
-                if lock.busy:
-                    await lock.wait(loop)
-                else:
-                    lock.busy = True
+                await self._take(loop, lock)
                 try:
-                    self._lock.acquire()
-                    self._async_holder = threading.get_ident()
-                    try:
-                        await self._run_batch(loop, batch)
-                    finally:
-                        self._async_holder = None
-                        self._lock.release()
+                    await self._run_batch(loop, batch)
                 finally:
-                    lock.release()
+                    self._give(lock)
         except BaseException as exc:  # noqa: BLE001 - no queued caller may wait forever
             while batch.queue:
                 done = batch.queue.popleft()[-1]
